@@ -1,0 +1,1 @@
+"""The registry: areas, organizations, households, persons and household status."""

@@ -1,0 +1,5 @@
+"""The registry's migration history."""
+
+from pathlib import Path
+
+SCRIPT_LOCATION = Path(__file__).parent

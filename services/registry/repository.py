@@ -1,0 +1,217 @@
+"""Every query the registry makes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.registry.models import (
+    Area,
+    AuditEntry,
+    Household,
+    IndicatorRow,
+    Member,
+    Organization,
+    Person,
+    PiiAccess,
+    StatusChange,
+)
+
+
+def _prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class RegistryRepository:
+    """Reads and writes the registry's tables; flushes, never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    def add(self, *rows: Any) -> None:
+        self.session.add_all(rows)
+
+    # Areas and indicators
+
+    async def get_area(self, code: str) -> Area | None:
+        return await self.session.get(Area, code)
+
+    async def list_areas(self, *, level: str | None, parent: str | None, after: str | None,
+                         limit: int) -> Sequence[Area]:
+        query = select(Area).order_by(col(Area.code)).limit(limit)
+        if level is not None:
+            query = query.where(Area.level == level)
+        if parent is not None:
+            query = query.where(Area.parent_code == parent)
+        if after is not None:
+            query = query.where(col(Area.code) > after)
+        return (await self.session.exec(query)).all()
+
+    async def list_indicators(self) -> Sequence[IndicatorRow]:
+        query = select(IndicatorRow).order_by(col(IndicatorRow.set_version),
+                                              col(IndicatorRow.number))
+        return (await self.session.exec(query)).all()
+
+    async def unknown_indicators(self, codes: Sequence[str]) -> list[str]:
+        known = set((await self.session.exec(
+            select(IndicatorRow.code).where(col(IndicatorRow.code).in_(codes))
+        )).all())
+        return [c for c in codes if c not in known]
+
+    async def indicator_codes_of_dimension(self, dimension: str) -> list[str]:
+        return list((await self.session.exec(
+            select(IndicatorRow.code).where(IndicatorRow.dimension == dimension)
+        )).all())
+
+    # Organizations and members
+
+    async def get_organization(self, organization_id: UUID) -> Organization | None:
+        return await self.session.get(Organization, organization_id)
+
+    async def list_organizations(self, *, kind: str | None, area_prefix: str,
+                                 ancestors: Sequence[str], after: UUID | None,
+                                 limit: int) -> Sequence[Organization]:
+        in_area = col(Organization.area_code).like(_prefix(area_prefix), escape="\\")
+        visible = sa.or_(in_area, col(Organization.area_code).in_(ancestors)) if ancestors \
+            else in_area
+        query = select(Organization).where(visible).order_by(col(Organization.id)).limit(limit)
+        if kind is not None:
+            query = query.where(Organization.kind == kind)
+        if after is not None:
+            query = query.where(col(Organization.id) > after)
+        return (await self.session.exec(query)).all()
+
+    async def list_members(self, organization_id: UUID, *, after: UUID | None,
+                           limit: int) -> Sequence[Member]:
+        query = (select(Member).where(Member.organization_id == organization_id)
+                 .order_by(col(Member.id)).limit(limit))
+        if after is not None:
+            query = query.where(col(Member.id) > after)
+        return (await self.session.exec(query)).all()
+
+    async def get_member(self, organization_id: UUID, member_id: UUID) -> Member | None:
+        member = await self.session.get(Member, member_id)
+        return member if member and member.organization_id == organization_id else None
+
+    async def delete(self, row: Any) -> None:
+        await self.session.delete(row)
+
+    # Households
+
+    async def get_household(self, household_id: UUID, *, for_update: bool = False
+                            ) -> Household | None:
+        return await self.session.get(Household, household_id, with_for_update=for_update)
+
+    async def house_code_taken(self, house_code: str, *, other_than: UUID | None = None) -> bool:
+        query = select(Household.id).where(Household.house_code == house_code)
+        if other_than is not None:
+            query = query.where(Household.id != other_than)
+        return (await self.session.exec(query.limit(1))).first() is not None
+
+    async def list_households(
+        self,
+        *,
+        area_prefix: str,
+        status: str | None,
+        indicator_codes: Sequence[str] | None,
+        team_id: UUID | None,
+        q: str | None,
+        after: UUID | None,
+        limit: int,
+    ) -> Sequence[Household]:
+        query = (select(Household)
+                 .where(col(Household.area_code).like(_prefix(area_prefix), escape="\\"))
+                 .order_by(col(Household.id)).limit(limit))
+        if status is not None:
+            query = query.where(Household.status == status)
+        if indicator_codes is not None:
+            query = query.where(col(Household.failed_indicators).op("&&")(
+                sa.cast(list(indicator_codes), sa.ARRAY(sa.Text))))
+        if team_id is not None:
+            query = query.where(Household.mentor_team_id == team_id)
+        if q is not None:
+            # `<%` is pg_trgm's word similarity: the words of q found anywhere in the text.
+            query = query.where(sa.literal(q).op("<%")(col(Household.search_text)))
+        if after is not None:
+            query = query.where(col(Household.id) > after)
+        return (await self.session.exec(query)).all()
+
+    async def member_counts(self, household_ids: Sequence[UUID]) -> dict[UUID, int]:
+        if not household_ids:
+            return {}
+        rows = (await self.session.exec(
+            select(Person.household_id, sa.func.count())
+            .where(col(Person.household_id).in_(household_ids))
+            .group_by(col(Person.household_id))
+        )).all()
+        return {household_id: int(count) for household_id, count in rows}
+
+    async def refresh_search_text(self, household_id: UUID) -> None:
+        """Recompute what `q` searches: house code, address and every member's name."""
+        names = (
+            sa.select(sa.func.string_agg(
+                sa.func.concat_ws(" ", Person.title, Person.first_name, Person.last_name), " "))
+            .where(Person.household_id == household_id)
+            .scalar_subquery()
+        )
+        await self.session.execute(
+            sa.update(Household).where(col(Household.id) == household_id).values(
+                search_text=sa.func.concat_ws(" ", Household.house_code, Household.address,
+                                              names)
+            )
+        )
+
+    # Persons
+
+    async def get_person(self, person_id: UUID, *, for_update: bool = False) -> Person | None:
+        return await self.session.get(Person, person_id, with_for_update=for_update)
+
+    async def persons_of(self, household_id: UUID) -> Sequence[Person]:
+        return (await self.session.exec(
+            select(Person).where(Person.household_id == household_id).order_by(col(Person.id))
+        )).all()
+
+    async def citizen_indexes_taken(self, indexes: Sequence[bytes], *,
+                                    other_than: UUID | None = None) -> set[bytes]:
+        if not indexes:
+            return set()
+        query = select(Person.citizen_id_index).where(col(Person.citizen_id_index).in_(indexes))
+        if other_than is not None:
+            query = query.where(Person.id != other_than)
+        return {i for i in (await self.session.exec(query)).all() if i is not None}
+
+    async def find_person_by_index(self, index: bytes) -> Person | None:
+        return (await self.session.exec(
+            select(Person).where(Person.citizen_id_index == index)
+        )).first()
+
+    # History
+
+    async def status_history(self, household_id: UUID) -> Sequence[StatusChange]:
+        return (await self.session.exec(
+            select(StatusChange).where(StatusChange.household_id == household_id)
+            .order_by(col(StatusChange.id))
+        )).all()
+
+    async def audit_trail(self, household_id: UUID, *, after: UUID | None,
+                          limit: int) -> Sequence[AuditEntry]:
+        query = (select(AuditEntry).where(AuditEntry.household_id == household_id)
+                 .order_by(col(AuditEntry.id)).limit(limit))
+        if after is not None:
+            query = query.where(col(AuditEntry.id) > after)
+        return (await self.session.exec(query)).all()
+
+    async def log_pii_access(self, entries: Sequence[PiiAccess]) -> None:
+        if entries:
+            await self.session.execute(
+                sa.insert(PiiAccess),
+                [e.model_dump(exclude={"at"}) for e in entries],
+            )

@@ -1,0 +1,252 @@
+"""The registry's API schemas: one ladder per entity (Base, Create, Update, Public)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.indicators import Dimension, LifeStage
+from shared.pagination import Page
+from shared.thai import AreaCode, AreaLevel, CitizenId
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+HouseCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
+VillageCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 -]{6,20}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# Areas and indicators
+
+
+class AreaPublic(BaseModel):
+    code: str
+    level: AreaLevel
+    name_th: str
+    name_en: str | None
+    parent_code: str | None
+
+
+class VillageCreate(Strict):
+    code: VillageCode
+    name_th: Name
+    name_en: Name | None = None
+
+
+class IndicatorPublic(BaseModel):
+    code: str
+    number: int
+    dimension: Dimension
+    name_th: str
+    name_en: str
+    set_version: str
+
+
+# Organizations
+
+
+class OrganizationKind(StrEnum):
+    operation_center = "operation_center"
+    agency = "agency"
+    subdistrict_team = "subdistrict_team"
+    mentor_team = "mentor_team"
+
+
+class OrganizationCreate(Strict):
+    kind: OrganizationKind
+    name: Name
+    area_code: AreaCode
+    parent_id: UUID | None = None
+    ministry: Name | None = None
+
+
+class OrganizationUpdate(Strict):
+    name: Name | None = None
+    parent_id: UUID | None = None
+    ministry: Name | None = None
+
+
+class OrganizationPublic(BaseModel):
+    id: UUID
+    kind: OrganizationKind
+    name: str
+    area_code: str
+    parent_id: UUID | None
+    ministry: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberCreate(Strict):
+    name: Name
+    position: Name | None = None
+    phone: Phone | None = None
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class MemberPublic(BaseModel):
+    id: UUID
+    organization_id: UUID
+    name: str
+    position: str | None
+    phone: str | None
+    subject: str | None
+    created_at: datetime
+
+
+class MentorTeamAssignment(Strict):
+    team_id: UUID | None = Field(description="The mentor team; null to unassign")
+
+
+# Persons
+
+
+class Sex(StrEnum):
+    male = "male"
+    female = "female"
+
+
+class PersonBase(Strict):
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    first_name: Name
+    last_name: Name
+    sex: Sex | None = None
+    birth_date: date | None = None
+    relation: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    disability: bool = False
+    welfare_card: bool = False
+
+
+class PersonCreate(PersonBase):
+    citizen_id: CitizenId | None = Field(
+        default=None, description="13 digits (dashes allowed); the 13th is a check digit"
+    )
+
+
+class PersonUpdate(Strict):
+    citizen_id: CitizenId | None = None
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    sex: Sex | None = None
+    birth_date: date | None = None
+    relation: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    disability: bool | None = None
+    welfare_card: bool | None = None
+
+
+class PersonPublic(BaseModel):
+    id: UUID
+    household_id: UUID
+    citizen_id: str | None = Field(description="Masked (1-2345-xxxxx-xx-3) unless the role may see it")
+    title: str | None
+    first_name: str
+    last_name: str
+    sex: Sex | None
+    birth_date: date | None
+    relation: str | None
+    life_stage: LifeStage | None
+    disability: bool
+    welfare_card: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class PersonLookup(Strict):
+    citizen_id: CitizenId
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+
+
+# Households
+
+
+class Location(Strict):
+    lat: float = Field(ge=5.6, le=20.5, description="Latitude inside Thailand")
+    lon: float = Field(ge=97.3, le=105.7, description="Longitude inside Thailand")
+
+
+class HouseholdStatus(StrEnum):
+    target = "target"
+    in_progress = "in_progress"
+    graduated = "graduated"
+    moved = "moved"
+    deceased = "deceased"
+    refused = "refused"
+    duplicate = "duplicate"
+
+
+class HouseholdCreate(Strict):
+    area_code: AreaCode = Field(description="8-digit village or 6-digit sub-district code")
+    house_code: HouseCode | None = None
+    address: Text | None = None
+    location: Location | None = None
+    survey_year: int | None = Field(default=None, ge=2500, le=2700,
+                                    description="Buddhist-era year of the survey")
+    failed_indicators: list[str] = Field(default_factory=list, max_length=50)
+    members: list[PersonCreate] = Field(default_factory=list, max_length=50)
+
+
+class HouseholdUpdate(Strict):
+    area_code: AreaCode | None = None
+    house_code: HouseCode | None = None
+    address: Text | None = None
+    location: Location | None = None
+    survey_year: int | None = Field(default=None, ge=2500, le=2700)
+    failed_indicators: list[str] | None = Field(default=None, max_length=50)
+
+
+class HouseholdPublic(BaseModel):
+    id: UUID
+    area_code: str
+    house_code: str | None
+    address: str | None
+    location: Location | None
+    survey_year: int | None
+    failed_indicators: list[str]
+    dimensions: list[Dimension]
+    status: HouseholdStatus
+    mentor_team_id: UUID | None
+    member_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class HouseholdDetail(HouseholdPublic):
+    members: list[PersonPublic]
+
+
+class StatusTransition(Strict):
+    status: HouseholdStatus
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+
+
+class StatusChangePublic(BaseModel):
+    id: UUID
+    household_id: UUID
+    from_status: HouseholdStatus | None
+    to_status: HouseholdStatus
+    reason: str | None
+    changed_by: str
+    changed_at: datetime
+
+
+class AuditEntryPublic(BaseModel):
+    id: UUID
+    household_id: UUID
+    entity: str
+    entity_id: UUID
+    action: str
+    changes: dict[str, object]
+    actor: str
+    at: datetime
+
+
+HouseholdsPublic = Page[HouseholdPublic]

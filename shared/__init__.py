@@ -1,0 +1,1 @@
+"""What every pinpoint service needs and nothing service-specific."""

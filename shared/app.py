@@ -1,0 +1,135 @@
+"""What every service's app factory shares: lifespan resources, middleware, errors, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.bus import Bus
+from shared.db import create_engine, create_sessionmaker, database_ready
+from shared.errors import PayloadTooLarge, install_error_handlers, problem_response
+from shared.health import health_router
+from shared.logging import install_request_id
+from shared.metrics import install_metrics
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class BodySizeLimit:
+    """Refuse a request body over the limit with 413, whether or not it declares its length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise PayloadTooLarge(f"the body is larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = problem_response(
+            request, status=PayloadTooLarge.status, slug=PayloadTooLarge.slug,
+            title=PayloadTooLarge.title,
+            detail=f"the body is larger than {self.max_bytes} bytes",
+        )
+        await response(scope, receive, send)
+
+
+@asynccontextmanager
+async def service_resources(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[None]:
+    """Open the engine, the NATS connection and the outbox relay; close them in order."""
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    bus = Bus(settings.nats_url, name=settings.service_name, namespace=settings.events_namespace)
+    app.state.engine, app.state.sessionmaker, app.state.bus = engine, sessionmaker, bus
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[Any]] = []
+    relay = OutboxRelay(sessionmaker, bus, batch_size=settings.relay_batch_size,
+                        idle_seconds=settings.relay_idle_seconds)
+    app.state.relay = relay
+    if settings.relay_enabled:
+        tasks.append(asyncio.create_task(relay.run(stop), name="outbox-relay"))
+    try:
+        yield
+    finally:
+        stop.set()
+        relay.wake()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await bus.close()
+        await engine.dispose()
+
+
+async def _database_ready(request: Request) -> bool:
+    return await database_ready(request.app.state.engine)
+
+
+async def _nats_ready(request: Request) -> bool:
+    bus: Bus = request.app.state.bus
+    if not bus.connected:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(bus.jetstream(), 2)
+    return bus.connected
+
+
+def build_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    extra_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    readiness: dict[str, Callable[[Request], Awaitable[bool]]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with pinpoint's conventions: problem+json, request IDs, metrics, health."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_resources(app, settings):
+            if extra_lifespan is None:
+                yield
+            else:
+                async with extra_lifespan(app):
+                    yield
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    install_metrics(app, settings.service_name)
+    install_request_id(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health_router(
+        {"database": _database_ready, "nats": _nats_ready, **(readiness or {})}))
+    for router in routers:
+        app.include_router(router)
+    return app

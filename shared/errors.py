@@ -1,0 +1,193 @@
+"""One error hierarchy for every service, written out as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://pinpoint.go.th/problems/"
+
+logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    """One invalid field: where it is (as a JSON pointer-like path) and what is wrong."""
+
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class PinpointError(Exception):
+    """Base of every error a service raises on purpose; each subclass is one problem type."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, *, errors: list[FieldError] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+
+    @classmethod
+    def openapi(cls) -> dict[int | str, dict[str, Any]]:
+        """This error's entry for a route's `responses=`."""
+        return {
+            cls.status: {
+                "model": Problem,
+                "description": cls.title,
+                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            }
+        }
+
+
+class BadRequest(PinpointError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthenticated(PinpointError):
+    status, slug, title = 401, "unauthenticated", "Not authenticated"
+
+
+class NotPermitted(PinpointError):
+    status, slug, title = 403, "not-permitted", "Not permitted"
+
+
+class ResourceNotFound(PinpointError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(PinpointError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class InvalidTransition(PinpointError):
+    status, slug, title = 409, "invalid-transition", "Transition not allowed"
+
+
+class PreconditionFailed(PinpointError):
+    status, slug, title = 412, "precondition-failed", "The resource has changed"
+
+
+class PayloadTooLarge(PinpointError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(PinpointError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Unprocessable(PinpointError):
+    status, slug, title = 422, "validation-error", "Invalid input"
+
+
+class PreconditionRequired(PinpointError):
+    status, slug, title = 428, "precondition-required", "If-Match is required"
+
+
+def responses(*errors: type[PinpointError]) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that may raise these errors."""
+    merged: dict[int | str, dict[str, Any]] = {}
+    for error in (Unprocessable, Unauthenticated, *errors):
+        merged.update(error.openapi())
+    return merged
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    problem = Problem(
+        type=TYPE_BASE + slug,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return JSONResponse(
+        problem.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:] if parts[0] == "body" else parts
+    return ".".join(parts) or "body"
+
+
+_STATUS_SLUGS = {
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Request body too large"),
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error a service returns a problem+json document."""
+
+    async def on_pinpoint_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, PinpointError)
+        return problem_response(
+            request, status=exc.status, slug=exc.slug, title=exc.title,
+            detail=exc.detail, errors=exc.errors, headers=exc.headers,
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            FieldError(field=_field_path(tuple(e["loc"])), message=str(e["msg"]))
+            for e in exc.errors()
+        ]
+        return problem_response(
+            request, status=422, slug=Unprocessable.slug, title=Unprocessable.title,
+            detail="The request has invalid fields", errors=errors,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        return problem_response(
+            request, status=exc.status_code, slug=slug, title=title,
+            detail=str(exc.detail), headers=dict(exc.headers or {}),
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return problem_response(request, status=500, slug="internal-error",
+                                title="Internal error")
+
+    app.add_exception_handler(PinpointError, on_pinpoint_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

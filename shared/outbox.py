@@ -1,0 +1,176 @@
+"""The transactional outbox: an event is stored with the change that caused it, then relayed.
+
+A relay takes pending rows with `FOR UPDATE SKIP LOCKED` (so several replicas share the work),
+publishes them with `Nats-Msg-Id` = event id, waits for every PubAck, and only then marks them
+sent. NATS being down delays events; it never fails or loses the write that made them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import Column, Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.bus import Bus
+from shared.db import transaction
+from shared.events import Event, EventData, subject_for
+from shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An event waiting to be published (or already published, until pruned)."""
+
+    __tablename__ = "outbox"
+
+    seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger, sa.Identity(),
+                                                           primary_key=True))
+    id: UUID = Field(unique=True)
+    subject: str
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    headers: dict[str, str] = Field(default_factory=dict,
+                                    sa_column=Column(JSONB, nullable=False,
+                                                     server_default="{}"))
+    created_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False,
+                                                  server_default=sa.func.now()))
+    sent_at: datetime | None = Field(default=None,
+                                     sa_column=Column(sa.DateTime(timezone=True)))
+
+
+def outbox_table_ddl(op: Any) -> None:
+    """Create the outbox table in a service's migration (every service has its own)."""
+    op.create_table(
+        "outbox",
+        sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("id", sa.Uuid, nullable=False, unique=True),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("payload", JSONB, nullable=False),
+        sa.Column("headers", JSONB, nullable=False, server_default="{}"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
+                  server_default=sa.func.now()),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+    )
+    op.create_index("outbox_pending", "outbox", ["seq"],
+                    postgresql_where=sa.text("sent_at IS NULL"))
+
+
+class Outbox:
+    """Where a service's code puts the events of the change it is making."""
+
+    def __init__(self, session: AsyncSession, *, source: str, namespace: str = "",
+                 headers: dict[str, str] | None = None) -> None:
+        self.session = session
+        self.source = source
+        self.namespace = namespace
+        self.headers = headers or {}
+
+    def add(self, data: EventData, *, subject: str | UUID, area_code: str) -> Event:
+        """Stage one event in the current transaction."""
+        event = Event.of(data, source=self.source, subject=subject, area_code=area_code)
+        self.session.add(self._row(event))
+        return event
+
+    async def add_many(self, events: Sequence[Event]) -> None:
+        """Stage many events with one statement (bulk paths)."""
+        if not events:
+            return
+        rows = [self._row(e).model_dump(exclude={"seq", "created_at", "sent_at"})
+                for e in events]
+        await self.session.execute(sa.insert(OutboxMessage), rows)
+
+    def _row(self, event: Event) -> OutboxMessage:
+        return OutboxMessage(
+            id=event.id,
+            subject=subject_for(event.type, self.namespace),
+            payload=event.model_dump(mode="json"),
+            headers=self.headers,
+        )
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows to JetStream; run one per replica, as many as you like."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: Bus, *,
+                 batch_size: int = 500, idle_seconds: float = 0.5,
+                 ack_timeout: float = 10.0) -> None:
+        self.sessionmaker = sessionmaker
+        self.bus = bus
+        self.batch_size = batch_size
+        self.idle_seconds = idle_seconds
+        self.ack_timeout = ack_timeout
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the outbox now instead of at the next tick."""
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many events were confirmed by the stream."""
+        js = await self.bus.jetstream()
+        async with transaction(self.sessionmaker) as session:
+            rows = (await session.exec(
+                select(OutboxMessage)
+                .where(col(OutboxMessage.sent_at).is_(None))
+                .order_by(col(OutboxMessage.seq))
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            )).all()
+            if not rows:
+                return 0
+            futures = [
+                await js.publish_async(
+                    row.subject,
+                    json.dumps(row.payload, ensure_ascii=False).encode(),
+                    headers={**row.headers, "Nats-Msg-Id": str(row.id)},
+                )
+                for row in rows
+            ]
+            await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout)
+            await session.execute(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.seq).in_([r.seq for r in rows]))
+                .values(sent_at=datetime.now(UTC))
+            )
+        OUTBOX_PUBLISHED.inc(len(rows))
+        return len(rows)
+
+    async def backlog(self) -> int:
+        async with self.sessionmaker() as session:
+            count = await session.scalar(
+                sa.select(sa.func.count()).select_from(OutboxMessage)
+                .where(col(OutboxMessage.sent_at).is_(None))
+            )
+        return int(count or 0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set, backing off while NATS or the database is away."""
+        delay = self.idle_seconds
+        while not stop.is_set():
+            try:
+                sent = await self.relay_once()
+                OUTBOX_BACKLOG.set(await self.backlog())
+                delay = self.idle_seconds
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("outbox relay failed, will retry", extra={"error": repr(exc)})
+                sent = 0
+                delay = min(max(delay * 2, 0.5), 5.0)
+            if sent == self.batch_size:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass

@@ -1,0 +1,35 @@
+"""Citizen IDs at rest: AES-256-GCM ciphertext plus a keyed blind index for exact lookups."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_NONCE_BYTES = 12
+
+
+class CitizenIdVault:
+    """Encrypts, decrypts and blind-indexes citizen IDs with keys from settings."""
+
+    def __init__(self, encryption_key_b64: str, blind_index_key: str) -> None:
+        key = base64.b64decode(encryption_key_b64)
+        if len(key) != 32:
+            raise ValueError("the PII key must be 32 bytes, base64-encoded")
+        self._aead = AESGCM(key)
+        self._index_key = blind_index_key.encode()
+
+    def encrypt(self, digits: str) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, digits.encode(), b"citizen_id")
+
+    def decrypt(self, blob: bytes) -> str:
+        nonce, ciphertext = blob[:_NONCE_BYTES], blob[_NONCE_BYTES:]
+        return self._aead.decrypt(nonce, ciphertext, b"citizen_id").decode()
+
+    def blind_index(self, digits: str) -> bytes:
+        """A keyed hash: equal IDs give equal indexes, and the index alone reveals nothing."""
+        return hmac.new(self._index_key, digits.encode(), hashlib.sha256).digest()

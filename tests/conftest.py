@@ -1,0 +1,146 @@
+"""One real PostgreSQL and one real NATS per test session; a database and a namespace per test."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from pinpoint.devservers import LocalNats, LocalPostgres, free_port
+from services.registry.app import create_app
+from services.registry.migrations import SCRIPT_LOCATION as REGISTRY_MIGRATIONS
+from services.registry.settings import RegistrySettings
+from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
+from shared.migrations import upgrade
+from shared.settings import DEV_INTERNAL_KEY
+
+
+@dataclass
+class Servers:
+    postgres: LocalPostgres
+    nats: LocalNats
+
+    def database_url(self, name: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.postgres.port}/{name}"
+
+    @property
+    def admin_dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.postgres.port}/postgres"
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    root = Path(tempfile.mkdtemp(prefix="pinpoint-test-"))
+    postgres = LocalPostgres(root / "pg", port=free_port(), durable=False)
+    nats = LocalNats(root / "nats" / "store", port=free_port())
+    postgres.start()
+    nats.start()
+    try:
+        yield Servers(postgres, nats)
+    finally:
+        nats.stop()
+        postgres.stop()
+
+
+@pytest.fixture(scope="session")
+async def registry_template(servers: Servers) -> str:
+    """A migrated registry database that each test copies (much faster than migrating)."""
+    name = "registry_template"
+    await asyncio.to_thread(upgrade, REGISTRY_MIGRATIONS, servers.database_url(name))
+    return name
+
+
+@asynccontextmanager
+async def fresh_database(servers: Servers, template: str) -> AsyncIterator[str]:
+    name = f"t_{uuid4().hex[:16]}"
+    admin = await asyncpg.connect(servers.admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    try:
+        yield name
+    finally:
+        admin = await asyncpg.connect(servers.admin_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def registry_settings(servers: Servers, registry_template: str
+                            ) -> AsyncIterator[RegistrySettings]:
+    async with fresh_database(servers, registry_template) as name:
+        yield RegistrySettings(
+            environment="test",
+            database_url=servers.database_url(name),
+            nats_url=servers.nats.url,
+            events_namespace=f"{name}.",
+            relay_idle_seconds=0.05,
+            database_pool_size=5,
+        )
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    """Run an app's lifespan (engine, NATS, outbox relay) around a block."""
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def registry_app(registry_settings: RegistrySettings) -> AsyncIterator[FastAPI]:
+    async with running(create_app(registry_settings)) as app:
+        yield app
+
+
+ClientFactory = Callable[..., httpx.AsyncClient]
+
+
+@pytest.fixture
+async def as_caller(registry_app: FastAPI) -> AsyncIterator[ClientFactory]:
+    """Clients that call the registry as a given role, area and team, as the gateway would."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(role: Role | str = Role.national_admin, area: str = "TH",
+             team_id: UUID | None = None, subject: str | None = None,
+             app: FastAPI | None = None) -> httpx.AsyncClient:
+        caller = Caller(subject=subject or f"{role}@{area}", role=Role(role), area=area,
+                        team_id=team_id)
+        token = mint_internal_token(caller, DEV_INTERNAL_KEY)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app or registry_app),
+            base_url="http://registry", headers={IDENTITY_HEADER: token},
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def admin(as_caller: ClientFactory) -> httpx.AsyncClient:
+    return as_caller(Role.national_admin, "TH")
+
+
+async def registry_rows(settings: RegistrySettings, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Read the registry's database directly (to prove what was, or was not, written)."""
+    dsn = settings.database_url.replace("+asyncpg", "")
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
