@@ -143,6 +143,7 @@ class LocalNats:
             [nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
              "-p", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches `pinpoint up`, which stops us last
         )
         log.close()
         wait_for_port(self.port)

@@ -1,0 +1,3 @@
+from pinpoint.cli import main
+
+main()

@@ -1,0 +1,236 @@
+"""`pinpoint`: run the whole system on one machine, one service, migrations or the demo data."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from pinpoint.devservers import LocalNats, LocalPostgres, wait_for_port
+from pinpoint.services import SERVICES
+from shared.logging import configure_logging
+from shared.migrations import upgrade
+
+app = typer.Typer(help="pinpoint: target households, mentor teams, logbook and progress.",
+                  no_args_is_help=True)
+console = Console()
+
+DataDir = Annotated[Path, typer.Option(envvar="PINPOINT_DATA_DIR",
+                                       help="Where PostgreSQL, NATS and dev keys live")]
+DEFAULT_DATA_DIR = Path.home() / ".pinpoint"
+DatabaseUrl = Annotated[str | None, typer.Option(
+    envvar="DATABASE_URL", help="A running PostgreSQL server (postgresql://user@host:port)")]
+NatsUrl = Annotated[str | None, typer.Option(envvar="NATS_URL",
+                                             help="A running NATS server with JetStream")]
+
+
+def _secrets(data_dir: Path) -> dict[str, str]:
+    """Development keys, made once per data folder and reused by every later run."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    values = {
+        "PINPOINT_INTERNAL_KEY": secrets.token_urlsafe(48),
+        "PINPOINT_PII_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "PINPOINT_BLIND_INDEX_KEY": secrets.token_urlsafe(48),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=2))
+    path.chmod(0o600)
+    return values
+
+
+def _service_database_url(server_url: str, database: str) -> str:
+    url = make_url(server_url)
+    return url.set(drivername="postgresql+asyncpg", database=database).render_as_string(
+        hide_password=False)
+
+
+def _service_env(name: str, server_url: str, nats_url: str,
+                 keys: dict[str, str]) -> dict[str, str]:
+    spec = SERVICES[name]
+    env = {**keys, "PINPOINT_NATS_URL": nats_url, "PINPOINT_SERVICE_NAME": name}
+    if spec.database is not None:
+        env["PINPOINT_DATABASE_URL"] = _service_database_url(server_url, spec.database)
+    return env
+
+
+def _migrate_all(server_url: str) -> None:
+    for spec in SERVICES.values():
+        if spec.migrations is not None and spec.database is not None:
+            console.print(f"[bold]migrate[/] {spec.name}")
+            upgrade(spec.migrations, _service_database_url(server_url, spec.database))
+
+
+@app.command()
+def migrate(
+    database_url: DatabaseUrl = None,
+    service: Annotated[str | None, typer.Option(help="Only this service")] = None,
+) -> None:
+    """Bring every service's database (or one) to the newest migration."""
+    if database_url is None:
+        raise typer.BadParameter("give --database-url or DATABASE_URL")
+    for spec in SERVICES.values():
+        if (service is None or spec.name == service) and spec.migrations and spec.database:
+            console.print(f"[bold]migrate[/] {spec.name}")
+            upgrade(spec.migrations, _service_database_url(database_url, spec.database))
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")],
+    host: str = "0.0.0.0",  # noqa: S104 - a container listens on all its interfaces
+    port: Annotated[int | None, typer.Option(help="Default: the service's own port")] = None,
+) -> None:
+    """Run one service, as a container would (settings from PINPOINT_* variables)."""
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service}; known: {', '.join(SERVICES)}")
+    spec = SERVICES[service]
+    settings = spec.settings_class()
+    configure_logging(settings.log_level, json=settings.log_json)
+    uvicorn.run(spec.create_app(settings), host=host, port=port or spec.default_port,
+                log_config=None, access_log=False, proxy_headers=True)
+
+
+async def _load_demo(env: dict[str, str]) -> int:
+    from services.registry.demo import load_demo
+    from shared.db import create_engine, create_sessionmaker
+    from shared.pii import CitizenIdVault
+
+    settings = SERVICES["registry"].settings_class(**{
+        k.removeprefix("PINPOINT_").lower(): v for k, v in env.items()
+        if k.startswith("PINPOINT_")})
+    engine = create_engine(settings)
+    try:
+        vault = CitizenIdVault(env["PINPOINT_PII_KEY"], env["PINPOINT_BLIND_INDEX_KEY"])
+        return await load_demo(create_sessionmaker(engine), vault,
+                               namespace=settings.events_namespace)
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def demo(data_dir: DataDir = DEFAULT_DATA_DIR, database_url: DatabaseUrl = None) -> None:
+    """Load the demo province (Chachoengsao, 6,461 households) into a migrated registry."""
+    keys = _secrets(data_dir)
+    server_url = database_url or _local_postgres_url(data_dir)
+    count = asyncio.run(_load_demo(_service_env("registry", server_url, "", keys)))
+    console.print(f"demo: {count} households loaded" if count else "demo: already loaded")
+
+
+def _local_postgres_url(data_dir: Path) -> str:
+    port_file = data_dir / "ports.json"
+    if not port_file.exists():
+        raise typer.BadParameter("no local servers here; run `pinpoint up` or give a URL")
+    return f"postgresql://postgres@127.0.0.1:{json.loads(port_file.read_text())['postgres']}"
+
+
+def _wait_healthy(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become healthy in {timeout}s")
+
+
+@app.command()
+def up(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    database_url: DatabaseUrl = None,
+    nats_url: NatsUrl = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Also load the demo province")] = False,
+    postgres_port: int = 5433,
+    nats_port: int = 4223,
+    registry_port: Annotated[int, typer.Option(help="Port of the registry service")] = 8101,
+    host: str = "127.0.0.1",
+    detach_check: Annotated[bool, typer.Option(
+        "--check", help="Start everything, check it answers, then stop (for CI)")] = False,
+) -> None:
+    """Start PostgreSQL, NATS, migrations and every service; Ctrl-C stops all of it."""
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    keys = _secrets(data_dir)
+    postgres = nats = None
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        if database_url is None:
+            postgres = LocalPostgres(data_dir / "postgres", port=postgres_port)
+            console.print(f"[bold]postgres[/] starting in {postgres.data_dir}")
+            postgres.start()
+            database_url = postgres.url.rsplit("/", 1)[0]
+            (data_dir / "ports.json").write_text(json.dumps({"postgres": postgres_port,
+                                                              "nats": nats_port}))
+        if nats_url is None:
+            nats = LocalNats(data_dir / "nats" / "jetstream", port=nats_port)
+            console.print(f"[bold]nats[/] starting in {nats.store_dir}")
+            nats.start()
+            nats_url = nats.url
+        _migrate_all(database_url)
+        if demo:
+            count = asyncio.run(_load_demo(_service_env("registry", database_url, nats_url,
+                                                        keys)))
+            console.print(f"[bold]demo[/] {count} households loaded" if count
+                          else "[bold]demo[/] already loaded")
+        ports = {"registry": registry_port}
+        table = Table("service", "url")
+        for name, port in ports.items():
+            env = {**os.environ, **_service_env(name, database_url, nats_url, keys)}
+            env.setdefault("PINPOINT_LOG_JSON", "false")
+            children.append(subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "pinpoint", "serve", name, "--host", host,
+                 "--port", str(port)], env=env, start_new_session=True))
+            table.add_row(name, f"http://{host}:{port}  (docs: /docs, health: /readyz)")
+        for port in ports.values():
+            wait_for_port(port, timeout=60)
+            _wait_healthy(f"http://{host}:{port}")
+        table.add_row("postgres", database_url)
+        table.add_row("nats", nats_url)
+        console.print(table)
+        if detach_check:
+            console.print("[green]all services answer[/]")
+            return
+        console.print("pinpoint is up. Press Ctrl-C to stop.")
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping…")
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if nats is not None:
+            nats.stop()
+        if postgres is not None:
+            postgres.stop()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
