@@ -26,17 +26,24 @@ from pinpoint.services import SERVICES
 from shared.logging import configure_logging
 from shared.migrations import upgrade
 
-app = typer.Typer(help="pinpoint: target households, mentor teams, logbook and progress.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="pinpoint: target households, mentor teams, logbook and progress.", no_args_is_help=True
+)
 console = Console()
 
-DataDir = Annotated[Path, typer.Option(envvar="PINPOINT_DATA_DIR",
-                                       help="Where PostgreSQL, NATS and dev keys live")]
+DataDir = Annotated[
+    Path, typer.Option(envvar="PINPOINT_DATA_DIR", help="Where PostgreSQL, NATS and dev keys live")
+]
 DEFAULT_DATA_DIR = Path.home() / ".pinpoint"
-DatabaseUrl = Annotated[str | None, typer.Option(
-    envvar="DATABASE_URL", help="A running PostgreSQL server (postgresql://user@host:port)")]
-NatsUrl = Annotated[str | None, typer.Option(envvar="NATS_URL",
-                                             help="A running NATS server with JetStream")]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="DATABASE_URL", help="A running PostgreSQL server (postgresql://user@host:port)"
+    ),
+]
+NatsUrl = Annotated[
+    str | None, typer.Option(envvar="NATS_URL", help="A running NATS server with JetStream")
+]
 
 
 def _secrets(data_dir: Path) -> dict[str, str]:
@@ -58,11 +65,11 @@ def _secrets(data_dir: Path) -> dict[str, str]:
 def _service_database_url(server_url: str, database: str) -> str:
     url = make_url(server_url)
     return url.set(drivername="postgresql+asyncpg", database=database).render_as_string(
-        hide_password=False)
+        hide_password=False
+    )
 
 
-def _service_env(name: str, server_url: str, nats_url: str,
-                 keys: dict[str, str]) -> dict[str, str]:
+def _service_env(name: str, server_url: str, nats_url: str, keys: dict[str, str]) -> dict[str, str]:
     spec = SERVICES[name]
     env = {**keys, "PINPOINT_NATS_URL": nats_url, "PINPOINT_SERVICE_NAME": name}
     if spec.database is not None:
@@ -103,8 +110,14 @@ def serve(
     spec = SERVICES[service]
     settings = spec.settings_class()
     configure_logging(settings.log_level, json=settings.log_json)
-    uvicorn.run(spec.create_app(settings), host=host, port=port or spec.default_port,
-                log_config=None, access_log=False, proxy_headers=True)
+    uvicorn.run(
+        spec.create_app(settings),
+        host=host,
+        port=port or spec.default_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
 
 
 async def _load_demo(env: dict[str, str]) -> int:
@@ -112,14 +125,19 @@ async def _load_demo(env: dict[str, str]) -> int:
     from shared.db import create_engine, create_sessionmaker
     from shared.pii import CitizenIdVault
 
-    settings = SERVICES["registry"].settings_class(**{
-        k.removeprefix("PINPOINT_").lower(): v for k, v in env.items()
-        if k.startswith("PINPOINT_")})
+    settings = SERVICES["registry"].settings_class.model_validate(
+        {
+            k.removeprefix("PINPOINT_").lower(): v
+            for k, v in env.items()
+            if k.startswith("PINPOINT_")
+        }
+    )
     engine = create_engine(settings)
     try:
         vault = CitizenIdVault(env["PINPOINT_PII_KEY"], env["PINPOINT_BLIND_INDEX_KEY"])
-        return await load_demo(create_sessionmaker(engine), vault,
-                               namespace=settings.events_namespace)
+        return await load_demo(
+            create_sessionmaker(engine), vault, namespace=settings.events_namespace
+        )
     finally:
         await engine.dispose()
 
@@ -162,8 +180,9 @@ def up(
     nats_port: int = 4223,
     registry_port: Annotated[int, typer.Option(help="Port of the registry service")] = 8101,
     host: str = "127.0.0.1",
-    detach_check: Annotated[bool, typer.Option(
-        "--check", help="Start everything, check it answers, then stop (for CI)")] = False,
+    detach_check: Annotated[
+        bool, typer.Option("--check", help="Start everything, check it answers, then stop (for CI)")
+    ] = False,
 ) -> None:
     """Start PostgreSQL, NATS, migrations and every service; Ctrl-C stops all of it."""
     data_dir = data_dir.expanduser().resolve()
@@ -177,8 +196,9 @@ def up(
             console.print(f"[bold]postgres[/] starting in {postgres.data_dir}")
             postgres.start()
             database_url = postgres.url.rsplit("/", 1)[0]
-            (data_dir / "ports.json").write_text(json.dumps({"postgres": postgres_port,
-                                                              "nats": nats_port}))
+            (data_dir / "ports.json").write_text(
+                json.dumps({"postgres": postgres_port, "nats": nats_port})
+            )
         if nats_url is None:
             nats = LocalNats(data_dir / "nats" / "jetstream", port=nats_port)
             console.print(f"[bold]nats[/] starting in {nats.store_dir}")
@@ -186,18 +206,34 @@ def up(
             nats_url = nats.url
         _migrate_all(database_url)
         if demo:
-            count = asyncio.run(_load_demo(_service_env("registry", database_url, nats_url,
-                                                        keys)))
-            console.print(f"[bold]demo[/] {count} households loaded" if count
-                          else "[bold]demo[/] already loaded")
+            count = asyncio.run(_load_demo(_service_env("registry", database_url, nats_url, keys)))
+            console.print(
+                f"[bold]demo[/] {count} households loaded"
+                if count
+                else "[bold]demo[/] already loaded"
+            )
         ports = {"registry": registry_port}
         table = Table("service", "url")
         for name, port in ports.items():
             env = {**os.environ, **_service_env(name, database_url, nats_url, keys)}
             env.setdefault("PINPOINT_LOG_JSON", "false")
-            children.append(subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "pinpoint", "serve", name, "--host", host,
-                 "--port", str(port)], env=env, start_new_session=True))
+            children.append(
+                subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                    [
+                        sys.executable,
+                        "-m",
+                        "pinpoint",
+                        "serve",
+                        name,
+                        "--host",
+                        host,
+                        "--port",
+                        str(port),
+                    ],
+                    env=env,
+                    start_new_session=True,
+                )
+            )
             table.add_row(name, f"http://{host}:{port}  (docs: /docs, health: /readyz)")
         for port in ports.values():
             wait_for_port(port, timeout=60)

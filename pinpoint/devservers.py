@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -70,13 +71,13 @@ class LocalPostgres:
                 ensure_prefix_permissions,
                 ensure_user_exists,
             )
-            import stat
 
             ensure_user_exists(PG_SYSTEM_USER)
             ensure_prefix_permissions(self.data_dir)
             ensure_prefix_permissions(_pg_bin())
-            ensure_folder_permissions(_pg_bin(), stat.S_IRGRP | stat.S_IROTH
-                                      | stat.S_IXGRP | stat.S_IXOTH)
+            ensure_folder_permissions(
+                _pg_bin(), stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+            )
             ensure_folder_permissions(_pg_bin().parent / "lib", stat.S_IRGRP | stat.S_IROTH)
             shutil.chown(self.data_dir, PG_SYSTEM_USER, PG_SYSTEM_USER)
             if self.log_file.exists():
@@ -85,8 +86,14 @@ class LocalPostgres:
                 self.log_file.touch()
                 shutil.chown(self.log_file, PG_SYSTEM_USER, PG_SYSTEM_USER)
             user = PG_SYSTEM_USER
-        subprocess.run([str(_pg_bin() / args[0]), *args[1:]], check=True, user=user,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        subprocess.run(
+            [str(_pg_bin() / args[0]), *args[1:]],
+            check=True,
+            user=user,  # noqa: S603
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
 
     @property
     def initialized(self) -> bool:
@@ -99,14 +106,37 @@ class LocalPostgres:
         if not self.initialized:
             # The builtin C.UTF-8 locale classifies Thai letters as letters, which pg_trgm
             # needs to make trigrams of Thai names.
-            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                      "--encoding=UTF8", "--locale-provider=builtin", "--builtin-locale=C.UTF-8")
-        options = [f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
-                   "-c max_connections=300", "-c shared_buffers=256MB"]
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale-provider=builtin",
+                "--builtin-locale=C.UTF-8",
+            )
+        options = [
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
+            "-c max_connections=300",
+            "-c shared_buffers=256MB",
+        ]
         if not self.durable:
             options.append("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w",
-                  "-t", "60", "-o", " ".join(options), "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            " ".join(options),
+            "start",
+        )
         wait_for_port(self.port)
 
     def stop(self) -> None:
@@ -140,9 +170,18 @@ class LocalNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = (self.store_dir.parent / "nats.log").open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own binary, our own arguments
-            [nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
-             "-p", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                nats_server_binary(),
+                "-js",
+                "-sd",
+                str(self.store_dir),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches `pinpoint up`, which stops us last
         )
         log.close()

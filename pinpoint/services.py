@@ -30,9 +30,14 @@ class ServiceSpec:
     @property
     def settings_class(self) -> type[ServiceSettings]:
         settings = self.module("settings")
-        return next(v for k, v in vars(settings).items()
-                    if k.endswith("Settings") and isinstance(v, type)
-                    and issubclass(v, ServiceSettings) and v.__module__ == settings.__name__)
+        return next(
+            v
+            for k, v in vars(settings).items()
+            if k.endswith("Settings")
+            and isinstance(v, type)
+            and issubclass(v, ServiceSettings)
+            and v.__module__ == settings.__name__
+        )
 
     @property
     def migrations(self) -> Path | None:
@@ -42,8 +47,5 @@ class ServiceSpec:
 
 
 SERVICES: dict[str, ServiceSpec] = {
-    spec.name: spec
-    for spec in (
-        ServiceSpec("registry", "services.registry", 8101, "registry"),
-    )
+    spec.name: spec for spec in (ServiceSpec("registry", "services.registry", 8101, "registry"),)
 }
