@@ -1,0 +1,88 @@
+"""Outbox relay throughput against bare `publish_async` of the same events, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from uuid import uuid4
+
+import nats
+
+from pinpoint.devservers import LocalNats, LocalPostgres, free_port
+from services.registry.migrations import SCRIPT_LOCATION
+from shared.bus import Bus, ensure_streams
+from shared.db import create_sessionmaker, transaction
+from shared.events import Event
+from shared.events.registry import HouseholdAssigned
+from shared.outbox import Outbox, OutboxRelay
+from shared.settings import ServiceSettings
+from shared.migrations import upgrade
+
+
+def _events(n: int) -> list[Event]:
+    return [Event.of(HouseholdAssigned(household_id=uuid4(), area_code="24010101",
+                                       mentor_team_id=uuid4(), previous_team_id=None),
+                     source="bench", subject=str(i), area_code="24010101") for i in range(n)]
+
+
+async def bare_publish(nats_url: str, events: list[Event], namespace: str) -> float:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js, namespace)
+    started = time.perf_counter()
+    futures = [await js.publish_async(f"{namespace}{e.type}", e.model_dump_json().encode(),
+                                      headers={"Nats-Msg-Id": str(e.id)}) for e in events]
+    await asyncio.gather(*futures)
+    elapsed = time.perf_counter() - started
+    await nc.close()
+    return len(events) / elapsed
+
+
+async def relay(database_url: str, nats_url: str, events: list[Event], namespace: str) -> float:
+    settings = ServiceSettings(database_url=database_url, nats_url=nats_url)
+    from shared.db import create_engine
+
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    async with transaction(sessionmaker) as session:
+        await Outbox(session, source="bench", namespace=namespace).add_many(events)
+    bus = Bus(nats_url, name="bench", namespace=namespace)
+    relay = OutboxRelay(sessionmaker, bus, batch_size=1000)
+    await bus.jetstream()
+    started = time.perf_counter()
+    while await relay.relay_once():
+        pass
+    elapsed = time.perf_counter() - started
+    await bus.close()
+    await engine.dispose()
+    return len(events) / elapsed
+
+
+async def main(n: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="pinpoint-bench-"))
+    postgres = LocalPostgres(root / "pg", port=free_port())
+    broker = LocalNats(root / "nats" / "store", port=free_port())
+    postgres.start()
+    broker.start()
+    try:
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}/bench"
+        await asyncio.to_thread(upgrade, SCRIPT_LOCATION, url)
+        events = _events(n)
+        baseline = await bare_publish(broker.url, events, "base.")
+        measured = await relay(url, broker.url, events, "relay.")
+        print(json.dumps({"events": n, "bare_publish_async_per_s": round(baseline),
+                          "outbox_relay_per_s": round(measured),
+                          "relay_vs_bare": round(measured / baseline, 3)}, indent=2))
+    finally:
+        broker.stop()
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    asyncio.run(main(parser.parse_args().events))
