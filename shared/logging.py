@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from pythonjsonlogger.json import JsonFormatter
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.events import uuid7
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_STATE = "request_id"  # its key in the request's state
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class _RequestIdFilter(logging.Filter):
@@ -29,31 +31,55 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     if json:
-        handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        ))
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)-7s %(name)s %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
 
 
-def install_request_id(app: FastAPI) -> None:
-    """Give every request an ID (the caller's if it sent a sane one) and echo it back."""
+class RequestIdMiddleware:
+    """Give every request an ID (the caller's if it sent a sane one) and echo it back.
 
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        value = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid7())
+    Pure ASGI and outermost, so that every answer carries it: refusals made by other
+    middleware too. The ID is also kept in the request's state for the 500 handler, which
+    Starlette runs outside every middleware.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        value = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else str(uuid7())
+        scope.setdefault("state", {})[REQUEST_ID_STATE] = value
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = value
+            await send(message)
+
         token = request_id_var.set(value)
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
-        response.headers[REQUEST_ID_HEADER] = value
-        return response
+
+
+def current_request_id() -> str | None:
+    """The ID of the request being served (None outside a request)."""
+    return request_id_var.get()
+
+
+def install_request_id(app: FastAPI) -> None:
+    """Add the request-ID middleware; add it last, so that it wraps every other one."""
+    app.add_middleware(RequestIdMiddleware)

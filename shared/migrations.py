@@ -24,7 +24,8 @@ async def ensure_database(database_url: str) -> None:
     """Create the service's database on its server if it does not exist yet."""
     url = make_url(database_url)
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False)
+        hide_password=False
+    )
     conn = await asyncpg.connect(admin)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database)
@@ -44,8 +45,9 @@ def run_env(target_metadata: MetaData | None = None) -> None:
     """The body of every service's `migrations/env.py` (online mode, async engine)."""
 
     def do_run(connection: Connection) -> None:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          transaction_per_migration=True)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, transaction_per_migration=True
+        )
         with context.begin_transaction():
             context.run_migrations()
 

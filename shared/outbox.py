@@ -8,7 +8,7 @@ sent. NATS being down delays events; it never fails or loses the write that made
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,11 +18,11 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import Column, Field, SQLModel, col, select
+from sqlmodel import Column, Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.bus import Bus
-from shared.db import transaction
+from shared.db import run, transaction
 from shared.events import Event, EventData, subject_for
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
@@ -34,18 +34,20 @@ class OutboxMessage(SQLModel, table=True):
 
     __tablename__ = "outbox"
 
-    seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger, sa.Identity(),
-                                                           primary_key=True))
+    seq: int | None = Field(
+        default=None, sa_column=Column(sa.BigInteger, sa.Identity(), primary_key=True)
+    )
     id: UUID = Field(unique=True)
     subject: str
     payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    headers: dict[str, str] = Field(default_factory=dict,
-                                    sa_column=Column(JSONB, nullable=False,
-                                                     server_default="{}"))
-    created_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False,
-                                                  server_default=sa.func.now()))
-    sent_at: datetime | None = Field(default=None,
-                                     sa_column=Column(sa.DateTime(timezone=True)))
+    headers: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )
+    created_at: datetime | None = Field(
+        default=None,  # set by the database
+        sa_column=Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    sent_at: datetime | None = Field(default=None, sa_column=Column(sa.DateTime(timezone=True)))
 
 
 def outbox_table_ddl(op: Any) -> None:
@@ -57,19 +59,27 @@ def outbox_table_ddl(op: Any) -> None:
         sa.Column("subject", sa.Text, nullable=False),
         sa.Column("payload", JSONB, nullable=False),
         sa.Column("headers", JSONB, nullable=False, server_default="{}"),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("sent_at", sa.DateTime(timezone=True)),
     )
-    op.create_index("outbox_pending", "outbox", ["seq"],
-                    postgresql_where=sa.text("sent_at IS NULL"))
+    op.create_index(
+        "outbox_pending", "outbox", ["seq"], postgresql_where=sa.text("sent_at IS NULL")
+    )
 
 
 class Outbox:
     """Where a service's code puts the events of the change it is making."""
 
-    def __init__(self, session: AsyncSession, *, source: str, namespace: str = "",
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        source: str,
+        namespace: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.session = session
         self.source = source
         self.namespace = namespace
@@ -85,9 +95,8 @@ class Outbox:
         """Stage many events with one statement (bulk paths)."""
         if not events:
             return
-        rows = [self._row(e).model_dump(exclude={"seq", "created_at", "sent_at"})
-                for e in events]
-        await self.session.execute(sa.insert(OutboxMessage), rows)
+        rows = [self._row(e).model_dump(exclude={"seq", "created_at", "sent_at"}) for e in events]
+        await self.session.exec(sa.insert(OutboxMessage), params=rows)
 
     def _row(self, event: Event) -> OutboxMessage:
         return OutboxMessage(
@@ -101,45 +110,66 @@ class Outbox:
 class OutboxRelay:
     """Publishes pending outbox rows to JetStream; run one per replica, as many as you like."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: Bus, *,
-                 batch_size: int = 500, idle_seconds: float = 0.5,
-                 ack_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        *,
+        batch_size: int = 500,
+        idle_seconds: float = 0.5,
+        ack_timeout: float = 10.0,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.bus = bus
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
         self.ack_timeout = ack_timeout
         self._wake = asyncio.Event()
+        bus.on_reconnect(self.wake)  # publish what waited as soon as NATS is back
 
     def wake(self) -> None:
         """Look at the outbox now instead of at the next tick."""
         self._wake.set()
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many events were confirmed by the stream."""
+        """Publish one batch; returns how many events were confirmed by the stream.
+
+        Raises NatsUnavailable, before taking any row, while NATS is away.
+        """
         js = await self.bus.jetstream()
+        table = OutboxMessage.__table__.c  # type: ignore[attr-defined]
         async with transaction(self.sessionmaker) as session:
-            rows = (await session.exec(
-                select(OutboxMessage)
-                .where(col(OutboxMessage.sent_at).is_(None))
-                .order_by(col(OutboxMessage.seq))
-                .limit(self.batch_size)
-                .with_for_update(skip_locked=True)
-            )).all()
+            # Core columns, the payload as text: no ORM objects and no JSON round trip.
+            rows = (
+                await run(
+                    session,
+                    sa.select(
+                        table.seq,
+                        table.id,
+                        table.subject,
+                        sa.cast(table.payload, sa.Text).label("payload"),
+                        table.headers,
+                    )
+                    .where(table.sent_at.is_(None))
+                    .order_by(table.seq)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True),
+                )
+            ).all()
             if not rows:
                 return 0
             futures = [
                 await js.publish_async(
                     row.subject,
-                    json.dumps(row.payload, ensure_ascii=False).encode(),
+                    row.payload.encode(),
                     headers={**row.headers, "Nats-Msg-Id": str(row.id)},
                 )
                 for row in rows
             ]
             await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout)
-            await session.execute(
+            await session.exec(
                 sa.update(OutboxMessage)
-                .where(col(OutboxMessage.seq).in_([r.seq for r in rows]))
+                .where(col(OutboxMessage.seq).in_([row.seq for row in rows]))
                 .values(sent_at=datetime.now(UTC))
             )
         OUTBOX_PUBLISHED.inc(len(rows))
@@ -148,7 +178,8 @@ class OutboxRelay:
     async def backlog(self) -> int:
         async with self.sessionmaker() as session:
             count = await session.scalar(
-                sa.select(sa.func.count()).select_from(OutboxMessage)
+                sa.select(sa.func.count())
+                .select_from(OutboxMessage)
                 .where(col(OutboxMessage.sent_at).is_(None))
             )
         return int(count or 0)
@@ -156,21 +187,33 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, backing off while NATS or the database is away."""
         delay = self.idle_seconds
+        failing = False
         while not stop.is_set():
+            self._wake.clear()
             try:
                 sent = await self.relay_once()
-                OUTBOX_BACKLOG.set(await self.backlog())
-                delay = self.idle_seconds
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("outbox relay failed, will retry", extra={"error": repr(exc)})
-                sent = 0
+                if not failing:  # once per outage, not once per retry
+                    logger.warning(
+                        "outbox relay cannot publish, will keep retrying",
+                        extra={"error": repr(exc)},
+                    )
+                failing, sent = True, 0
                 delay = min(max(delay * 2, 0.5), 5.0)
+            else:
+                if failing:
+                    logger.info("outbox relay publishes again")
+                failing, delay = False, self.idle_seconds
+            await self._record_backlog()
             if sent == self.batch_size:
                 continue
-            self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
+
+    async def _record_backlog(self) -> None:
+        try:
+            OUTBOX_BACKLOG.set(await self.backlog())
+        except Exception:  # the database is away: the relay already said so
+            logger.debug("outbox backlog not measured", exc_info=True)

@@ -23,6 +23,8 @@ class ServiceSettings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/pinpoint"
     database_pool_size: int = 10
     nats_url: str = "nats://127.0.0.1:4222"
+    # How long one attempt to reach NATS may take (the relay retries; /readyz waits this long).
+    nats_connect_timeout_seconds: float = 2.0
     # Prefix for stream names and subjects, so tests and tenants can share one NATS server.
     events_namespace: str = ""
     internal_key: SecretStr = SecretStr(DEV_INTERNAL_KEY)

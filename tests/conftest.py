@@ -79,8 +79,9 @@ async def fresh_database(servers: Servers, template: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def registry_settings(servers: Servers, registry_template: str
-                            ) -> AsyncIterator[RegistrySettings]:
+async def registry_settings(
+    servers: Servers, registry_template: str
+) -> AsyncIterator[RegistrySettings]:
     async with fresh_database(servers, registry_template) as name:
         yield RegistrySettings(
             environment="test",
@@ -113,15 +114,21 @@ async def as_caller(registry_app: FastAPI) -> AsyncIterator[ClientFactory]:
     """Clients that call the registry as a given role, area and team, as the gateway would."""
     clients: list[httpx.AsyncClient] = []
 
-    def make(role: Role | str = Role.national_admin, area: str = "TH",
-             team_id: UUID | None = None, subject: str | None = None,
-             app: FastAPI | None = None) -> httpx.AsyncClient:
-        caller = Caller(subject=subject or f"{role}@{area}", role=Role(role), area=area,
-                        team_id=team_id)
+    def make(
+        role: Role | str = Role.national_admin,
+        area: str = "TH",
+        team_id: UUID | None = None,
+        subject: str | None = None,
+        app: FastAPI | None = None,
+    ) -> httpx.AsyncClient:
+        caller = Caller(
+            subject=subject or f"{role}@{area}", role=Role(role), area=area, team_id=team_id
+        )
         token = mint_internal_token(caller, DEV_INTERNAL_KEY)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app or registry_app),
-            base_url="http://registry", headers={IDENTITY_HEADER: token},
+            base_url="http://registry",
+            headers={IDENTITY_HEADER: token},
         )
         clients.append(client)
         return client

@@ -1,0 +1,319 @@
+"""The transactional outbox against the real PostgreSQL and NATS: no event lost, none doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import nats
+import pytest
+from nats.js.api import RawStreamMsg
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from pinpoint.devservers import LocalNats, free_port
+from services.registry.app import create_app
+from services.registry.settings import RegistrySettings
+from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
+from shared.bus import Bus
+from shared.db import create_engine, create_sessionmaker, transaction
+from shared.events import EventData, stream_name
+from shared.outbox import Outbox, OutboxRelay
+from tests.conftest import registry_rows, running
+
+
+class ThingHappened(EventData):
+    """A stand-in event on the REGISTRY stream."""
+
+    type = "registry.thing.happened"
+
+    n: int
+    note: str
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], *, within: float = 15.0, what: str
+) -> None:
+    """Poll `check` until it holds, failing after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not await _holds(check):
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {within}s: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _holds(check: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = check()
+    return await result if inspect.isawaitable(result) else result
+
+
+async def stream_messages(nats_url: str, namespace: str) -> list[RawStreamMsg]:
+    """Every message of the namespaced REGISTRY stream, in order."""
+    nc = await nats.connect(nats_url, allow_reconnect=False)
+    try:
+        js = nc.jetstream()
+        name = stream_name("REGISTRY", namespace)
+        state = (await js.stream_info(name)).state
+        if not state.messages:
+            return []
+        return [await js.get_msg(name, seq) for seq in range(state.first_seq, state.last_seq + 1)]
+    finally:
+        await nc.close()
+
+
+async def pending_ids(settings: RegistrySettings) -> set[UUID]:
+    rows = await registry_rows(settings, "SELECT id FROM outbox WHERE sent_at IS NULL")
+    return {row["id"] for row in rows}
+
+
+@pytest.fixture
+async def engine(registry_settings: RegistrySettings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(registry_settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def make_relay(
+    registry_settings: RegistrySettings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Callable[..., OutboxRelay]]:
+    """Relays as the replicas of a service run them: each with its own NATS connection."""
+    buses: list[Bus] = []
+
+    def make(batch_size: int = 500, nats_url: str | None = None) -> OutboxRelay:
+        bus = Bus(
+            nats_url or registry_settings.nats_url,
+            name="test-relay",
+            namespace=registry_settings.events_namespace,
+        )
+        buses.append(bus)
+        return OutboxRelay(sessionmaker, bus, batch_size=batch_size, idle_seconds=0.05)
+
+    yield make
+    for bus in buses:
+        await bus.close()
+
+
+async def write_events(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    namespace: str,
+    count: int,
+    *,
+    fail: bool = False,
+) -> list[UUID]:
+    """Stage `count` events in one transaction; roll it back if `fail`."""
+    ids: list[UUID] = []
+    try:
+        async with transaction(sessionmaker) as session:
+            outbox = Outbox(
+                session, source="test", namespace=namespace, headers={"X-Request-ID": "req-1"}
+            )
+            for n in range(count):
+                event = outbox.add(
+                    ThingHappened(n=n, note="ครัวเรือนเป้าหมาย"), subject=uuid4(), area_code="240101"
+                )
+                ids.append(event.id)
+            if fail:
+                raise RuntimeError("the change failed")
+    except RuntimeError:
+        if not fail:
+            raise
+    return ids
+
+
+async def test_committed_events_are_published_with_their_id_and_marked_sent(
+    registry_settings: RegistrySettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_relay: Callable[..., OutboxRelay],
+) -> None:
+    namespace = registry_settings.events_namespace
+    ids = await write_events(sessionmaker, namespace, 3)
+    assert await pending_ids(registry_settings) == set(ids)
+
+    assert await make_relay().relay_once() == 3
+
+    assert await pending_ids(registry_settings) == set()
+    messages = await stream_messages(registry_settings.nats_url, namespace)
+    assert [UUID(m.headers["Nats-Msg-Id"]) for m in messages if m.headers] == ids
+    first = messages[0]
+    assert first.subject == f"{namespace}registry.thing.happened"
+    assert first.headers and first.headers["X-Request-ID"] == "req-1"
+    envelope = json.loads(first.data or b"")
+    assert envelope["id"] == str(ids[0])
+    assert envelope["type"] == "registry.thing.happened"
+    assert envelope["data"] == {"n": 0, "note": "ครัวเรือนเป้าหมาย"}
+
+
+async def test_a_rolled_back_change_publishes_nothing(
+    registry_settings: RegistrySettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_relay: Callable[..., OutboxRelay],
+) -> None:
+    await write_events(sessionmaker, registry_settings.events_namespace, 2, fail=True)
+
+    assert await make_relay().relay_once() == 0
+    assert await registry_rows(registry_settings, "SELECT id FROM outbox") == []
+    assert (
+        await stream_messages(registry_settings.nats_url, registry_settings.events_namespace) == []
+    )
+
+
+async def test_two_relays_at_once_publish_every_event_exactly_once(
+    registry_settings: RegistrySettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_relay: Callable[..., OutboxRelay],
+) -> None:
+    total = 300
+    namespace = registry_settings.events_namespace
+    ids = await write_events(sessionmaker, namespace, total)
+
+    async def drain(relay: OutboxRelay) -> list[int]:
+        batches = []
+        while sent := await relay.relay_once():
+            batches.append(sent)
+        return batches
+
+    first, second = await asyncio.gather(
+        drain(make_relay(batch_size=20)), drain(make_relay(batch_size=20))
+    )
+
+    # Each relay selected only rows the other had not: together they sent each row once.
+    assert sum(first) + sum(second) == total
+    assert first and second, "both relays should have taken a share"
+    assert await pending_ids(registry_settings) == set()
+    messages = await stream_messages(registry_settings.nats_url, namespace)
+    assert len(messages) == total
+    assert {UUID(m.headers["Nats-Msg-Id"]) for m in messages if m.headers} == set(ids)
+
+
+# NATS going away: a dedicated server per test, so the session's server is never stopped.
+
+
+@pytest.fixture
+async def own_nats(tmp_path: Path) -> AsyncIterator[LocalNats]:
+    server = LocalNats(tmp_path / "nats" / "store", port=free_port())
+    yield server
+    server.stop()
+
+
+def national_admin(app: Any, settings: RegistrySettings) -> httpx.AsyncClient:
+    caller = Caller(subject="admin@TH", role=Role.national_admin, area="TH")
+    token = mint_internal_token(caller, settings.internal_key.get_secret_value())
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://registry",
+        headers={IDENTITY_HEADER: token},
+    )
+
+
+async def registered_event(settings: RegistrySettings, household_id: str) -> dict[str, Any]:
+    (row,) = await registry_rows(
+        settings, "SELECT id, sent_at FROM outbox WHERE payload->>'subject' = $1", household_id
+    )
+    return dict(row)
+
+
+@pytest.mark.parametrize(
+    "nats_up_before", [True, False], ids=["nats-stops-after-start", "nats-down-from-start"]
+)
+async def test_a_write_succeeds_while_nats_is_down_and_its_event_follows_once_nats_is_back(
+    registry_settings: RegistrySettings,
+    own_nats: LocalNats,
+    nats_up_before: bool,
+) -> None:
+    settings = registry_settings.model_copy(
+        update={"nats_url": own_nats.url, "nats_connect_timeout_seconds": 0.5}
+    )
+    app = create_app(settings)
+    if nats_up_before:
+        own_nats.start()
+    async with running(app), national_admin(app, settings) as admin:
+        bus: Bus = app.state.bus
+        if nats_up_before:
+            await eventually(lambda: bus.connected, what="the relay connects to NATS")
+            await asyncio.to_thread(own_nats.stop)
+
+        response = await admin.post(
+            "/v1/households", json={"area_code": "240101", "failed_indicators": ["2560-20"]}
+        )
+        assert response.status_code == 201, response.text
+        household_id = response.json()["id"]
+        event = await registered_event(settings, household_id)
+        assert event["sent_at"] is None
+        ready = await admin.get("/readyz")
+        assert (ready.status_code, ready.json()["checks"]) == (
+            503,
+            {"database": "ok", "nats": "failing"},
+        )
+
+        await asyncio.to_thread(own_nats.start)
+
+        async def sent() -> bool:
+            return (await registered_event(settings, household_id))["sent_at"] is not None
+
+        await eventually(sent, what="the outbox row is marked sent after NATS is back")
+
+    messages = await stream_messages(own_nats.url, settings.events_namespace)
+    assert [m.headers["Nats-Msg-Id"] for m in messages if m.headers] == [str(event["id"])]
+    assert json.loads(messages[0].data or b"")["subject"] == household_id
+
+
+async def test_events_flow_again_after_nats_restarts_with_an_empty_store(
+    registry_settings: RegistrySettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_relay: Callable[..., OutboxRelay],
+    own_nats: LocalNats,
+) -> None:
+    namespace = registry_settings.events_namespace
+    own_nats.start()
+    relay = make_relay(nats_url=own_nats.url)
+    await write_events(sessionmaker, namespace, 1)
+    assert await relay.relay_once() == 1
+
+    # A NATS server replaced by one without the old data (no volume, a new node): the
+    # streams are gone and must be made again before anything can be published.
+    await asyncio.to_thread(own_nats.stop)
+    shutil.rmtree(own_nats.store_dir)
+    await asyncio.to_thread(own_nats.start)
+    (later,) = await write_events(sessionmaker, namespace, 1)
+
+    stop = asyncio.Event()
+    running_relay = asyncio.create_task(relay.run(stop))
+    try:
+
+        async def published() -> bool:
+            return await pending_ids(registry_settings) == set()
+
+        await eventually(published, what="the relay publishes to the recreated stream")
+    finally:
+        stop.set()
+        relay.wake()
+        await running_relay
+    messages = await stream_messages(own_nats.url, namespace)
+    assert [m.headers["Nats-Msg-Id"] for m in messages if m.headers] == [str(later)]
+
+
+async def test_a_service_stops_promptly_while_nats_is_down(
+    registry_settings: RegistrySettings, own_nats: LocalNats
+) -> None:
+    settings = registry_settings.model_copy(
+        update={"nats_url": own_nats.url, "nats_connect_timeout_seconds": 0.5}
+    )
+    app = create_app(settings)
+    async with running(app), national_admin(app, settings) as admin:
+        assert (await admin.get("/readyz")).status_code == 503  # the relay is retrying by now
+        started = time.monotonic()
+    assert time.monotonic() - started < 5
