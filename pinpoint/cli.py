@@ -179,6 +179,7 @@ def up(
     postgres_port: int = 5433,
     nats_port: int = 4223,
     registry_port: Annotated[int, typer.Option(help="Port of the registry service")] = 8101,
+    logbook_port: Annotated[int, typer.Option(help="Port of the logbook service")] = 8102,
     host: str = "127.0.0.1",
     detach_check: Annotated[
         bool, typer.Option("--check", help="Start everything, check it answers, then stop (for CI)")
@@ -212,10 +213,14 @@ def up(
                 if count
                 else "[bold]demo[/] already loaded"
             )
-        ports = {"registry": registry_port}
+        ports = {"registry": registry_port, "logbook": logbook_port}
         table = Table("service", "url")
         for name, port in ports.items():
-            env = {**os.environ, **_service_env(name, database_url, nats_url, keys)}
+            env = {
+                **os.environ,
+                **_service_env(name, database_url, nats_url, keys),
+                "PINPOINT_REGISTRY_URL": f"http://{host}:{registry_port}",
+            }
             env.setdefault("PINPOINT_LOG_JSON", "false")
             children.append(
                 subprocess.Popen(  # noqa: S603 - our own interpreter and module

@@ -47,5 +47,9 @@ class ServiceSpec:
 
 
 SERVICES: dict[str, ServiceSpec] = {
-    spec.name: spec for spec in (ServiceSpec("registry", "services.registry", 8101, "registry"),)
+    spec.name: spec
+    for spec in (
+        ServiceSpec("registry", "services.registry", 8101, "registry"),
+        ServiceSpec("logbook", "services.logbook", 8102, "logbook"),
+    )
 }

@@ -63,6 +63,17 @@ class Caller(BaseModel):
         """The area-code prefix of everything this caller may see ('' for the whole country)."""
         return "" if self.area == COUNTRY else self.area
 
+    def listing_prefix(self, area_code: str | None) -> str | None:
+        """The area-code prefix a list asked for `area_code` covers: the asked area if inside
+        the scope, the scope if the asked area is wider, None if it lies beside the scope."""
+        if area_code is None or area_code == COUNTRY:
+            return self.scope_prefix()
+        if self.sees(area_code):
+            return area_code
+        if area_contains(area_code, self.area):
+            return self.scope_prefix()
+        return None
+
     @property
     def sees_unmasked_ids(self) -> bool:
         return self.role in UNMASKED_ID_ROLES

@@ -9,9 +9,11 @@ A consumer ignores event types it does not know.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -126,26 +128,44 @@ class Consumer:
         """Pull and apply batches until `stop` is set, riding out NATS and database outages."""
         subscription = None
         delay = 0.5
-        while not stop.is_set():
-            try:
-                if subscription is None:
-                    subscription = await self._subscribe()
+        try:
+            while not stop.is_set():
                 try:
-                    messages = await subscription.fetch(self.batch_size, timeout=1)
-                except NatsTimeoutError:
-                    continue
-                for message in messages:
-                    await self.handle(message)
-                delay = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning(
-                    "consumer %s failed, will retry", self.durable, extra={"error": repr(exc)}
-                )
-                subscription = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                    if subscription is None:
+                        subscription = await self._subscribe()
+                    messages = await self._fetch(subscription, stop)
+                    for message in messages:
+                        await self.handle(message)
+                    delay = 0.5
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    logger.warning("consumer %s failed, will retry: %r", self.durable, exc)
+                    subscription = None
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            if subscription is not None:
+                # Left subscribed, the connection's drain would wait out its whole timeout.
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+
+    async def _fetch(self, subscription: Any, stop: asyncio.Event) -> list[Msg]:
+        """The next batch, or nothing when none came within a second or `stop` was set."""
+        fetch = asyncio.ensure_future(subscription.fetch(self.batch_size, timeout=1))
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not fetch.done():
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, NatsTimeoutError):
+                await fetch
+            return []
+        try:
+            messages: list[Msg] = fetch.result()
+        except NatsTimeoutError:
+            return []
+        return messages
 
     async def handle(self, message: Msg) -> None:
         """Apply one message and ack it; nak it to retry; dead-letter it after the last try."""
@@ -227,3 +247,20 @@ async def dead_letter_rows(
         }
         for row in rows
     ]
+
+
+@asynccontextmanager
+async def consuming(consumers: list[Consumer]) -> AsyncIterator[None]:
+    """Run consumers in the background for the life of a block; stop them between messages."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(c.run(stop), name=f"consumer-{c.durable}") for c in consumers]
+    try:
+        yield
+    finally:
+        stop.set()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -112,6 +112,10 @@ class PreconditionRequired(PinpointError):
     status, slug, title = 428, "precondition-required", "If-Match is required"
 
 
+class ServiceUnavailable(PinpointError):
+    status, slug, title = 503, "service-unavailable", "A service this needs is not answering"
+
+
 def responses(*errors: type[PinpointError]) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route that may raise these errors."""
     merged: dict[int | str, dict[str, Any]] = {}

@@ -20,10 +20,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Column, Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
 
 from shared.bus import Bus
 from shared.db import run, transaction
 from shared.events import Event, EventData, subject_for
+from shared.logging import REQUEST_ID_HEADER, current_request_id
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,16 @@ def outbox_table_ddl(op: Any) -> None:
     op.create_index(
         "outbox_pending", "outbox", ["seq"], postgresql_where=sa.text("sent_at IS NULL")
     )
+
+
+def trace_headers(request: Request) -> dict[str, str]:
+    """NATS headers that carry the request's ID and W3C trace context into its events."""
+    headers: dict[str, str] = {}
+    if request_id := current_request_id():
+        headers[REQUEST_ID_HEADER] = request_id
+    if traceparent := request.headers.get("traceparent"):
+        headers["traceparent"] = traceparent
+    return headers
 
 
 class Outbox:

@@ -33,6 +33,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     relay_enabled: bool = True
+    consumer_enabled: bool = True
     relay_batch_size: int = 500
     relay_idle_seconds: float = 0.5
 

@@ -17,12 +17,15 @@ import pytest
 from fastapi import FastAPI
 
 from pinpoint.devservers import LocalNats, LocalPostgres, free_port
+from services.logbook.app import create_app as create_logbook
+from services.logbook.migrations import SCRIPT_LOCATION as LOGBOOK_MIGRATIONS
+from services.logbook.settings import LogbookSettings
 from services.registry.app import create_app
 from services.registry.migrations import SCRIPT_LOCATION as REGISTRY_MIGRATIONS
 from services.registry.settings import RegistrySettings
 from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
 from shared.migrations import upgrade
-from shared.settings import DEV_INTERNAL_KEY
+from shared.settings import DEV_INTERNAL_KEY, ServiceSettings
 
 
 @dataclass
@@ -143,11 +146,78 @@ async def admin(as_caller: ClientFactory) -> httpx.AsyncClient:
     return as_caller(Role.national_admin, "TH")
 
 
-async def registry_rows(settings: RegistrySettings, sql: str, *args: Any) -> list[asyncpg.Record]:
-    """Read the registry's database directly (to prove what was, or was not, written)."""
+async def db_rows(settings: ServiceSettings, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Read a service's database directly (to prove what was, or was not, written)."""
     dsn = settings.database_url.replace("+asyncpg", "")
     conn = await asyncpg.connect(dsn)
     try:
         return list(await conn.fetch(sql, *args))
     finally:
         await conn.close()
+
+
+registry_rows = db_rows
+
+
+@pytest.fixture(scope="session")
+async def logbook_template(servers: Servers) -> str:
+    name = "logbook_template"
+    await asyncio.to_thread(upgrade, LOGBOOK_MIGRATIONS, servers.database_url(name))
+    return name
+
+
+@pytest.fixture
+async def logbook_settings(
+    servers: Servers, logbook_template: str, registry_settings: RegistrySettings
+) -> AsyncIterator[LogbookSettings]:
+    """The logbook beside the test's registry, on the same streams."""
+    async with fresh_database(servers, logbook_template) as name:
+        yield LogbookSettings(
+            environment="test",
+            database_url=servers.database_url(name),
+            nats_url=servers.nats.url,
+            events_namespace=registry_settings.events_namespace,
+            registry_url="http://registry",
+            relay_idle_seconds=0.05,
+            database_pool_size=5,
+        )
+
+
+@pytest.fixture
+async def logbook_app(
+    logbook_settings: LogbookSettings, registry_app: FastAPI
+) -> AsyncIterator[FastAPI]:
+    app = create_logbook(logbook_settings, registry_transport=httpx.ASGITransport(app=registry_app))
+    async with running(app) as started:
+        yield started
+
+
+@pytest.fixture
+async def logbook_as(as_caller: ClientFactory, logbook_app: FastAPI) -> ClientFactory:
+    """Clients that call the logbook as a given role, area and team."""
+
+    def make(
+        role: Role | str = Role.national_admin,
+        area: str = "TH",
+        team_id: UUID | None = None,
+        subject: str | None = None,
+    ) -> httpx.AsyncClient:
+        return as_caller(role, area, team_id, subject, app=logbook_app)
+
+    return make
+
+
+async def eventually(
+    check: Callable[[], Any], *, within: float = 15.0, what: str = "the condition"
+) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy, failing after `within`."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"not within {within}s: {what}")
+        await asyncio.sleep(0.05)

@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from services.registry import events
 from services.registry.api import routers
 from services.registry.settings import RegistrySettings
 from shared.app import build_service_app
+from shared.consumer import Consumer, consuming
 from shared.pii import CitizenIdVault
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     """The registry as an ASGI app: areas, organizations, households and persons."""
     settings = settings or RegistrySettings()
+    vault = CitizenIdVault(
+        settings.pii_key.get_secret_value(), settings.blind_index_key.get_secret_value()
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        consumer = Consumer(
+            app.state.bus,
+            app.state.sessionmaker,
+            stream="LOGBOOK",
+            durable=events.DURABLE,
+            handlers=events.handlers(vault, settings.events_namespace),
+        )
+        app.state.consumer = consumer
+        async with consuming([consumer] if settings.consumer_enabled else []):
+            yield
+
     app = build_service_app(
         settings,
         title="pinpoint registry",
         description="Areas, organizations, target households and their members.",
         routers=routers,
+        extra_lifespan=lifespan,
     )
-    app.state.vault = CitizenIdVault(settings.pii_key.get_secret_value(),
-                                     settings.blind_index_key.get_secret_value())
+    app.state.vault = vault
     return app

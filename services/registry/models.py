@@ -14,6 +14,7 @@ from shared.events import uuid7
 
 
 def _now_column() -> Any:
+    """A timestamp the database sets on insert (fields using it default to None in Python)."""
     return Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
 
 
@@ -48,8 +49,8 @@ class Organization(SQLModel, table=True):
     parent_id: UUID | None = None
     ministry: str | None = None
     version: int = 1
-    created_at: datetime = Field(sa_column=_now_column())
-    updated_at: datetime = Field(sa_column=_now_column())
+    created_at: datetime = Field(default=None, sa_column=_now_column())
+    updated_at: datetime = Field(default=None, sa_column=_now_column())
 
 
 class Member(SQLModel, table=True):
@@ -61,7 +62,7 @@ class Member(SQLModel, table=True):
     position: str | None = None
     phone: str | None = None
     subject: str | None = None
-    created_at: datetime = Field(sa_column=_now_column())
+    created_at: datetime = Field(default=None, sa_column=_now_column())
 
 
 class Household(SQLModel, table=True):
@@ -82,8 +83,8 @@ class Household(SQLModel, table=True):
     search_text: str = ""
     version: int = 1
     created_by: str
-    created_at: datetime = Field(sa_column=_now_column())
-    updated_at: datetime = Field(sa_column=_now_column())
+    created_at: datetime = Field(default=None, sa_column=_now_column())
+    updated_at: datetime = Field(default=None, sa_column=_now_column())
 
 
 class Person(SQLModel, table=True):
@@ -103,8 +104,8 @@ class Person(SQLModel, table=True):
     disability: bool = False
     welfare_card: bool = False
     version: int = 1
-    created_at: datetime = Field(sa_column=_now_column())
-    updated_at: datetime = Field(sa_column=_now_column())
+    created_at: datetime = Field(default=None, sa_column=_now_column())
+    updated_at: datetime = Field(default=None, sa_column=_now_column())
 
 
 class StatusChange(SQLModel, table=True):
@@ -116,7 +117,7 @@ class StatusChange(SQLModel, table=True):
     to_status: str
     reason: str | None = None
     changed_by: str
-    changed_at: datetime = Field(sa_column=_now_column())
+    changed_at: datetime = Field(default=None, sa_column=_now_column())
 
 
 class AuditEntry(SQLModel, table=True):
@@ -131,11 +132,11 @@ class AuditEntry(SQLModel, table=True):
     action: str
     changes: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     actor: str
-    at: datetime = Field(sa_column=_now_column())
+    at: datetime = Field(default=None, sa_column=_now_column())
 
 
 class PiiAccess(SQLModel, table=True):
-    """Every read of an unmasked citizen ID and every lookup by one (PDPA)."""
+    """Every read of a person's data (`read`, `read_unmasked`) and every lookup by ID (PDPA)."""
 
     __tablename__ = "pii_access"
 
@@ -145,4 +146,4 @@ class PiiAccess(SQLModel, table=True):
     action: str
     person_id: UUID | None = None
     reason: str | None = None
-    at: datetime = Field(sa_column=_now_column())
+    at: datetime = Field(default=None, sa_column=_now_column())

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,6 +22,14 @@ from services.registry.models import (
     PiiAccess,
     StatusChange,
 )
+from shared.errors import Conflict
+
+# Unique constraints a concurrent request can win the race for, after our own checks passed.
+_UNIQUE_CONFLICTS = {
+    "person_citizen_id": "a citizen ID given here is registered to another person already",
+    "household_house_code": "the house code belongs to another household",
+    "area_pkey": "the area exists already",
+}
 
 
 def _prefix(prefix: str) -> str:
@@ -34,7 +43,14 @@ class RegistryRepository:
         self.session = session
 
     async def flush(self) -> None:
-        await self.session.flush()
+        """Write what is pending; a unique constraint lost to a concurrent request is a Conflict."""
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            constraint = getattr(exc.orig.__cause__ if exc.orig else None, "constraint_name", None)
+            if constraint in _UNIQUE_CONFLICTS:
+                raise Conflict(_UNIQUE_CONFLICTS[constraint]) from exc
+            raise
 
     def add(self, *rows: Any) -> None:
         self.session.add_all(rows)
@@ -44,8 +60,9 @@ class RegistryRepository:
     async def get_area(self, code: str) -> Area | None:
         return await self.session.get(Area, code)
 
-    async def list_areas(self, *, level: str | None, parent: str | None, after: str | None,
-                         limit: int) -> Sequence[Area]:
+    async def list_areas(
+        self, *, level: str | None, parent: str | None, after: str | None, limit: int
+    ) -> Sequence[Area]:
         query = select(Area).order_by(col(Area.code)).limit(limit)
         if level is not None:
             query = query.where(Area.level == level)
@@ -56,32 +73,48 @@ class RegistryRepository:
         return (await self.session.exec(query)).all()
 
     async def list_indicators(self) -> Sequence[IndicatorRow]:
-        query = select(IndicatorRow).order_by(col(IndicatorRow.set_version),
-                                              col(IndicatorRow.number))
+        query = select(IndicatorRow).order_by(
+            col(IndicatorRow.set_version), col(IndicatorRow.number)
+        )
         return (await self.session.exec(query)).all()
 
     async def unknown_indicators(self, codes: Sequence[str]) -> list[str]:
-        known = set((await self.session.exec(
-            select(IndicatorRow.code).where(col(IndicatorRow.code).in_(codes))
-        )).all())
+        known = set(
+            (
+                await self.session.exec(
+                    select(IndicatorRow.code).where(col(IndicatorRow.code).in_(codes))
+                )
+            ).all()
+        )
         return [c for c in codes if c not in known]
 
     async def indicator_codes_of_dimension(self, dimension: str) -> list[str]:
-        return list((await self.session.exec(
-            select(IndicatorRow.code).where(IndicatorRow.dimension == dimension)
-        )).all())
+        return list(
+            (
+                await self.session.exec(
+                    select(IndicatorRow.code).where(IndicatorRow.dimension == dimension)
+                )
+            ).all()
+        )
 
     # Organizations and members
 
     async def get_organization(self, organization_id: UUID) -> Organization | None:
         return await self.session.get(Organization, organization_id)
 
-    async def list_organizations(self, *, kind: str | None, area_prefix: str,
-                                 ancestors: Sequence[str], after: UUID | None,
-                                 limit: int) -> Sequence[Organization]:
+    async def list_organizations(
+        self,
+        *,
+        kind: str | None,
+        area_prefix: str,
+        ancestors: Sequence[str],
+        after: UUID | None,
+        limit: int,
+    ) -> Sequence[Organization]:
         in_area = col(Organization.area_code).like(_prefix(area_prefix), escape="\\")
-        visible = sa.or_(in_area, col(Organization.area_code).in_(ancestors)) if ancestors \
-            else in_area
+        visible = (
+            sa.or_(in_area, col(Organization.area_code).in_(ancestors)) if ancestors else in_area
+        )
         query = select(Organization).where(visible).order_by(col(Organization.id)).limit(limit)
         if kind is not None:
             query = query.where(Organization.kind == kind)
@@ -89,10 +122,15 @@ class RegistryRepository:
             query = query.where(col(Organization.id) > after)
         return (await self.session.exec(query)).all()
 
-    async def list_members(self, organization_id: UUID, *, after: UUID | None,
-                           limit: int) -> Sequence[Member]:
-        query = (select(Member).where(Member.organization_id == organization_id)
-                 .order_by(col(Member.id)).limit(limit))
+    async def list_members(
+        self, organization_id: UUID, *, after: UUID | None, limit: int
+    ) -> Sequence[Member]:
+        query = (
+            select(Member)
+            .where(Member.organization_id == organization_id)
+            .order_by(col(Member.id))
+            .limit(limit)
+        )
         if after is not None:
             query = query.where(col(Member.id) > after)
         return (await self.session.exec(query)).all()
@@ -106,8 +144,9 @@ class RegistryRepository:
 
     # Households
 
-    async def get_household(self, household_id: UUID, *, for_update: bool = False
-                            ) -> Household | None:
+    async def get_household(
+        self, household_id: UUID, *, for_update: bool = False
+    ) -> Household | None:
         return await self.session.get(Household, household_id, with_for_update=for_update)
 
     async def house_code_taken(self, house_code: str, *, other_than: UUID | None = None) -> bool:
@@ -127,14 +166,20 @@ class RegistryRepository:
         after: UUID | None,
         limit: int,
     ) -> Sequence[Household]:
-        query = (select(Household)
-                 .where(col(Household.area_code).like(_prefix(area_prefix), escape="\\"))
-                 .order_by(col(Household.id)).limit(limit))
+        query = (
+            select(Household)
+            .where(col(Household.area_code).like(_prefix(area_prefix), escape="\\"))
+            .order_by(col(Household.id))
+            .limit(limit)
+        )
         if status is not None:
             query = query.where(Household.status == status)
         if indicator_codes is not None:
-            query = query.where(col(Household.failed_indicators).op("&&")(
-                sa.cast(list(indicator_codes), sa.ARRAY(sa.Text))))
+            query = query.where(
+                col(Household.failed_indicators).op("&&")(
+                    sa.cast(list(indicator_codes), sa.ARRAY(sa.Text))
+                )
+            )
         if team_id is not None:
             query = query.where(Household.mentor_team_id == team_id)
         if q is not None:
@@ -147,25 +192,31 @@ class RegistryRepository:
     async def member_counts(self, household_ids: Sequence[UUID]) -> dict[UUID, int]:
         if not household_ids:
             return {}
-        rows = (await self.session.exec(
-            select(Person.household_id, sa.func.count())
-            .where(col(Person.household_id).in_(household_ids))
-            .group_by(col(Person.household_id))
-        )).all()
+        rows = (
+            await self.session.exec(
+                select(Person.household_id, sa.func.count())
+                .where(col(Person.household_id).in_(household_ids))
+                .group_by(col(Person.household_id))
+            )
+        ).all()
         return {household_id: int(count) for household_id, count in rows}
 
     async def refresh_search_text(self, household_id: UUID) -> None:
         """Recompute what `q` searches: house code, address and every member's name."""
         names = (
-            sa.select(sa.func.string_agg(
-                sa.func.concat_ws(" ", Person.title, Person.first_name, Person.last_name), " "))
-            .where(Person.household_id == household_id)
+            sa.select(
+                sa.func.string_agg(
+                    sa.func.concat_ws(" ", Person.title, Person.first_name, Person.last_name), " "
+                )
+            )
+            .where(col(Person.household_id) == household_id)
             .scalar_subquery()
         )
-        await self.session.execute(
-            sa.update(Household).where(col(Household.id) == household_id).values(
-                search_text=sa.func.concat_ws(" ", Household.house_code, Household.address,
-                                              names)
+        await self.session.exec(
+            sa.update(Household)
+            .filter_by(id=household_id)
+            .values(
+                search_text=sa.func.concat_ws(" ", Household.house_code, Household.address, names)
             )
         )
 
@@ -175,12 +226,15 @@ class RegistryRepository:
         return await self.session.get(Person, person_id, with_for_update=for_update)
 
     async def persons_of(self, household_id: UUID) -> Sequence[Person]:
-        return (await self.session.exec(
-            select(Person).where(Person.household_id == household_id).order_by(col(Person.id))
-        )).all()
+        return (
+            await self.session.exec(
+                select(Person).where(Person.household_id == household_id).order_by(col(Person.id))
+            )
+        ).all()
 
-    async def citizen_indexes_taken(self, indexes: Sequence[bytes], *,
-                                    other_than: UUID | None = None) -> set[bytes]:
+    async def citizen_indexes_taken(
+        self, indexes: Sequence[bytes], *, other_than: UUID | None = None
+    ) -> set[bytes]:
         if not indexes:
             return set()
         query = select(Person.citizen_id_index).where(col(Person.citizen_id_index).in_(indexes))
@@ -189,29 +243,37 @@ class RegistryRepository:
         return {i for i in (await self.session.exec(query)).all() if i is not None}
 
     async def find_person_by_index(self, index: bytes) -> Person | None:
-        return (await self.session.exec(
-            select(Person).where(Person.citizen_id_index == index)
-        )).first()
+        return (
+            await self.session.exec(select(Person).where(Person.citizen_id_index == index))
+        ).first()
 
     # History
 
     async def status_history(self, household_id: UUID) -> Sequence[StatusChange]:
-        return (await self.session.exec(
-            select(StatusChange).where(StatusChange.household_id == household_id)
-            .order_by(col(StatusChange.id))
-        )).all()
+        return (
+            await self.session.exec(
+                select(StatusChange)
+                .where(StatusChange.household_id == household_id)
+                .order_by(col(StatusChange.id))
+            )
+        ).all()
 
-    async def audit_trail(self, household_id: UUID, *, after: UUID | None,
-                          limit: int) -> Sequence[AuditEntry]:
-        query = (select(AuditEntry).where(AuditEntry.household_id == household_id)
-                 .order_by(col(AuditEntry.id)).limit(limit))
+    async def audit_trail(
+        self, household_id: UUID, *, after: UUID | None, limit: int
+    ) -> Sequence[AuditEntry]:
+        query = (
+            select(AuditEntry)
+            .where(AuditEntry.household_id == household_id)
+            .order_by(col(AuditEntry.id))
+            .limit(limit)
+        )
         if after is not None:
             query = query.where(col(AuditEntry.id) > after)
         return (await self.session.exec(query)).all()
 
     async def log_pii_access(self, entries: Sequence[PiiAccess]) -> None:
         if entries:
-            await self.session.execute(
+            await self.session.exec(
                 sa.insert(PiiAccess),
-                [e.model_dump(exclude={"at"}) for e in entries],
+                params=[e.model_dump(exclude={"at"}) for e in entries],
             )

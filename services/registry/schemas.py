@@ -7,14 +7,33 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.indicators import Dimension, LifeStage
 from shared.pagination import Page
 from shared.thai import AreaCode, AreaLevel, CitizenId
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: refuse it here as a field error, not a 500 later.
+    if "\x00" in value:
+        raise ValueError("text cannot contain the NUL character")
+    return value
+
+
+def _not_in_the_future(value: date) -> date:
+    if value > date.today():
+        raise ValueError("a birth date cannot be in the future")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), NoNul]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000), NoNul]
+BirthDate = Annotated[date, AfterValidator(_not_in_the_future)]
+IndicatorCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}$")]
 HouseCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
 VillageCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 -]{6,20}$")]
@@ -89,7 +108,7 @@ class MemberCreate(Strict):
     name: Name
     position: Name | None = None
     phone: Phone | None = None
-    subject: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul] | None = None
 
 
 class MemberPublic(BaseModel):
@@ -115,12 +134,12 @@ class Sex(StrEnum):
 
 
 class PersonBase(Strict):
-    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    title: Short | None = None
     first_name: Name
     last_name: Name
     sex: Sex | None = None
-    birth_date: date | None = None
-    relation: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    birth_date: BirthDate | None = None
+    relation: Short | None = None
     disability: bool = False
     welfare_card: bool = False
 
@@ -133,12 +152,12 @@ class PersonCreate(PersonBase):
 
 class PersonUpdate(Strict):
     citizen_id: CitizenId | None = None
-    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    title: Short | None = None
     first_name: Name | None = None
     last_name: Name | None = None
     sex: Sex | None = None
-    birth_date: date | None = None
-    relation: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    birth_date: BirthDate | None = None
+    relation: Short | None = None
     disability: bool | None = None
     welfare_card: bool | None = None
 
@@ -146,7 +165,9 @@ class PersonUpdate(Strict):
 class PersonPublic(BaseModel):
     id: UUID
     household_id: UUID
-    citizen_id: str | None = Field(description="Masked (1-2345-xxxxx-xx-3) unless the role may see it")
+    citizen_id: str | None = Field(
+        description="Masked (1-2345-xxxxx-xx-3) unless the role may see it"
+    )
     title: str | None
     first_name: str
     last_name: str
@@ -162,7 +183,9 @@ class PersonPublic(BaseModel):
 
 class PersonLookup(Strict):
     citizen_id: CitizenId
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500), NoNul
+    ]
 
 
 # Households
@@ -188,9 +211,10 @@ class HouseholdCreate(Strict):
     house_code: HouseCode | None = None
     address: Text | None = None
     location: Location | None = None
-    survey_year: int | None = Field(default=None, ge=2500, le=2700,
-                                    description="Buddhist-era year of the survey")
-    failed_indicators: list[str] = Field(default_factory=list, max_length=50)
+    survey_year: int | None = Field(
+        default=None, ge=2500, le=2700, description="Buddhist-era year of the survey"
+    )
+    failed_indicators: list[IndicatorCode] = Field(default_factory=list, max_length=50)
     members: list[PersonCreate] = Field(default_factory=list, max_length=50)
 
 
@@ -200,7 +224,7 @@ class HouseholdUpdate(Strict):
     address: Text | None = None
     location: Location | None = None
     survey_year: int | None = Field(default=None, ge=2500, le=2700)
-    failed_indicators: list[str] | None = Field(default=None, max_length=50)
+    failed_indicators: list[IndicatorCode] | None = Field(default=None, max_length=50)
 
 
 class HouseholdPublic(BaseModel):
@@ -225,7 +249,7 @@ class HouseholdDetail(HouseholdPublic):
 
 class StatusTransition(Strict):
     status: HouseholdStatus
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+    reason: Reason | None = None
 
 
 class StatusChangePublic(BaseModel):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -27,7 +26,7 @@ from shared.bus import Bus
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import EventData, stream_name
 from shared.outbox import Outbox, OutboxRelay
-from tests.conftest import registry_rows, running
+from tests.conftest import eventually, registry_rows, running
 
 
 class ThingHappened(EventData):
@@ -37,22 +36,6 @@ class ThingHappened(EventData):
 
     n: int
     note: str
-
-
-async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], *, within: float = 15.0, what: str
-) -> None:
-    """Poll `check` until it holds, failing after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not await _holds(check):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {within}s: {what}")
-        await asyncio.sleep(0.05)
-
-
-async def _holds(check: Callable[[], bool | Awaitable[bool]]) -> bool:
-    result = check()
-    return await result if inspect.isawaitable(result) else result
 
 
 async def stream_messages(nats_url: str, namespace: str) -> list[RawStreamMsg]:

@@ -2,7 +2,12 @@
 
 from fastapi import APIRouter
 
-from services.registry.api import areas, households, organizations, persons
+from services.registry.api import areas, households, internal, organizations, persons
 
-routers: list[APIRouter] = [areas.router, organizations.router, households.router,
-                            persons.router]
+routers: list[APIRouter] = [
+    areas.router,
+    organizations.router,
+    households.router,
+    persons.router,
+    internal.router,
+]

@@ -10,7 +10,7 @@ from services.registry.domain.context import SOURCE, Context
 from services.registry.repository import RegistryRepository
 from shared.auth import CallerDep
 from shared.db import SessionDep
-from shared.logging import REQUEST_ID_HEADER
+from shared.logging import REQUEST_ID_HEADER, request_id_var
 from shared.outbox import Outbox
 
 
@@ -18,21 +18,21 @@ async def context(
     request: Request,
     session: SessionDep,
     caller: CallerDep,
-    x_access_reason: Annotated[str | None, Header(max_length=500,
-                                                   description="Why personal data is read")]
-    = None,
+    x_access_reason: Annotated[
+        str | None, Header(max_length=500, description="Why personal data is read")
+    ] = None,
 ) -> Context:
     settings = request.app.state.settings
     headers = {}
-    if request_id := request.headers.get(REQUEST_ID_HEADER):
+    # The ID this request answers with (the caller's only if it was sane), not the raw header.
+    if request_id := request_id_var.get():
         headers[REQUEST_ID_HEADER] = request_id
     if traceparent := request.headers.get("traceparent"):
         headers["traceparent"] = traceparent
     return Context(
         caller=caller,
         repo=RegistryRepository(session),
-        outbox=Outbox(session, source=SOURCE, namespace=settings.events_namespace,
-                      headers=headers),
+        outbox=Outbox(session, source=SOURCE, namespace=settings.events_namespace, headers=headers),
         vault=request.app.state.vault,
         access_reason=x_access_reason,
     )

@@ -25,21 +25,28 @@ from shared.errors import (
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
 
 
-@router.post("/lookup", response_model=PersonPublic,
-             responses=responses(ResourceNotFound, NotPermitted))
-async def lookup_person(ctx: ContextDep, body: PersonLookup,
-                        request: Request) -> PersonPublic | JSONResponse:
+@router.post(
+    "/lookup", response_model=PersonPublic, responses=responses(ResourceNotFound, NotPermitted)
+)
+async def lookup_person(
+    ctx: ContextDep, body: PersonLookup, request: Request
+) -> PersonPublic | JSONResponse:
     """Find a person by citizen ID inside your area; every lookup is logged with its reason."""
     person = await households.lookup_person(ctx, body.citizen_id, body.reason)
     if person is None:
-        return problem_response(request, status=ResourceNotFound.status,
-                                slug=ResourceNotFound.slug, title=ResourceNotFound.title,
-                                detail="no person with that citizen ID in your area")
+        return problem_response(
+            request,
+            status=ResourceNotFound.status,
+            slug=ResourceNotFound.slug,
+            title=ResourceNotFound.title,
+            detail="no person with that citizen ID in your area",
+        )
     return person
 
 
-@router.get("/{person_id}", response_model=PersonPublic,
-            responses=responses(ResourceNotFound, NotPermitted))
+@router.get(
+    "/{person_id}", response_model=PersonPublic, responses=responses(ResourceNotFound, NotPermitted)
+)
 async def get_person(ctx: ContextDep, person_id: UUID, response: Response) -> PersonPublic:
     """One person."""
     person, version = await households.get_person(ctx, person_id)
@@ -47,14 +54,23 @@ async def get_person(ctx: ContextDep, person_id: UUID, response: Response) -> Pe
     return person
 
 
-@router.patch("/{person_id}", response_model=PersonPublic,
-              responses=responses(ResourceNotFound, NotPermitted, Conflict, PreconditionFailed,
-                                  PreconditionRequired))
-async def update_person(ctx: ContextDep, person_id: UUID, body: PersonUpdate,
-                        response: Response,
-                        if_match: Annotated[str | None, Header()] = None) -> PersonPublic:
+@router.patch(
+    "/{person_id}",
+    response_model=PersonPublic,
+    responses=responses(
+        ResourceNotFound, NotPermitted, Conflict, PreconditionFailed, PreconditionRequired
+    ),
+)
+async def update_person(
+    ctx: ContextDep,
+    person_id: UUID,
+    body: PersonUpdate,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> PersonPublic:
     """Change a person's details (send `If-Match` with the ETag you read)."""
     person, version = await households.update_person(
-        ctx, person_id, body, check_version=lambda v: check_if_match(if_match, v))
+        ctx, person_id, body, check_version=lambda v: check_if_match(if_match, v)
+    )
     set_etag(response, version)
     return person

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from services.registry.models import AuditEntry, Household
 from services.registry.repository import RegistryRepository
@@ -27,11 +28,25 @@ class Context:
     def publish(self, data: EventData, *, subject: object, area_code: str) -> None:
         self.outbox.add(data, subject=str(subject), area_code=area_code)
 
-    def audit(self, household: Household, *, entity: str, entity_id: object, action: str,
-              changes: dict[str, Any]) -> None:
-        self.repo.add(AuditEntry(household_id=household.id, entity=entity,
-                                 entity_id=entity_id, action=action, changes=changes,
-                                 actor=self.caller.subject))
+    def audit(
+        self,
+        household: Household,
+        *,
+        entity: str,
+        entity_id: UUID,
+        action: str,
+        changes: dict[str, Any],
+    ) -> None:
+        self.repo.add(
+            AuditEntry(
+                household_id=household.id,
+                entity=entity,
+                entity_id=entity_id,
+                action=action,
+                changes=changes,
+                actor=self.caller.subject,
+            )
+        )
 
     def not_found(self, what: str, ident: object) -> ResourceNotFound:
         return ResourceNotFound(f"no {what} {ident}")

@@ -1,0 +1,1 @@
+"""The logbook: visits, plans and every intervention given, append-only."""

@@ -1,0 +1,7 @@
+"""The logbook's routes, one router per resource."""
+
+from fastapi import APIRouter
+
+from services.logbook.api import households, interventions, menus, teams
+
+routers: list[APIRouter] = [menus.router, households.router, interventions.router, teams.router]

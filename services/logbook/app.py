@@ -1,0 +1,59 @@
+"""The logbook's app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services.logbook.api import routers
+from services.logbook.events import DURABLE, HANDLERS
+from services.logbook.registry_client import RegistryClient
+from services.logbook.settings import LogbookSettings
+from shared.app import build_service_app
+from shared.consumer import Consumer, consuming
+
+
+def create_app(
+    settings: LogbookSettings | None = None,
+    *,
+    registry_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The logbook as an ASGI app: menus, visits, interventions, worklists and timelines.
+
+    `registry_transport` reaches the registry some other way than its URL (tests use ASGI).
+    """
+    settings = settings or LogbookSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = RegistryClient(
+            settings.registry_url,
+            settings.internal_key.get_secret_value(),
+            timeout=settings.registry_timeout_seconds,
+            transport=registry_transport,
+        )
+        app.state.registry = registry
+        consumer = Consumer(
+            app.state.bus,
+            app.state.sessionmaker,
+            stream="REGISTRY",
+            durable=DURABLE,
+            handlers=HANDLERS,
+        )
+        app.state.consumer = consumer
+        try:
+            async with consuming([consumer] if settings.consumer_enabled else []):
+                yield
+        finally:
+            await registry.aclose()
+
+    return build_service_app(
+        settings,
+        title="pinpoint logbook",
+        description="Visits, plans and every intervention given to a household.",
+        routers=routers,
+        extra_lifespan=lifespan,
+    )

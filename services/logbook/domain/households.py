@@ -1,0 +1,53 @@
+"""The households the logbook may write for: its read model, and the registry as a fallback."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from services.logbook.domain.context import Context
+from services.logbook.models import HouseholdRef
+from shared.auth import OFFICER_ROLES, PERSONAL_DATA_ROLES, Role
+from shared.errors import NotPermitted, ResourceNotFound
+
+WRITABLE_STATUSES = frozenset({"target", "in_progress", "graduated", "refused"})
+
+
+async def known_household(ctx: Context, household_id: UUID) -> HouseholdRef | None:
+    """The household from the read model; asked of the registry (once) when not there yet."""
+    household = await ctx.repo.get_household(household_id)
+    if household is not None:
+        return household
+    found = await ctx.registry.household(household_id)
+    if found is None:
+        return None
+    values = {
+        "id": household_id,
+        "area_code": found["area_code"],
+        "mentor_team_id": found.get("mentor_team_id"),
+        "status": found["status"],
+    }
+    await ctx.repo.upsert_household(values)
+    return await ctx.repo.get_household(household_id)
+
+
+async def readable_household(ctx: Context, household_id: UUID) -> HouseholdRef:
+    """A household inside the caller's scope; the same 404 for one outside it or missing."""
+    ctx.caller.require(PERSONAL_DATA_ROLES, "read household records")
+    household = await known_household(ctx, household_id)
+    if household is None or not ctx.caller.sees(household.area_code):
+        raise ResourceNotFound(f"no household {household_id}")
+    return household
+
+
+async def writable_household(ctx: Context, household_id: UUID) -> HouseholdRef:
+    """A household the caller may write for: in scope, and for a mentor, its own team's."""
+    household = await readable_household(ctx, household_id)
+    caller = ctx.caller
+    if caller.role is Role.mentor:
+        if caller.team_id is None or household.mentor_team_id != caller.team_id:
+            raise NotPermitted("a mentor writes only for its own team's households")
+    elif caller.role not in OFFICER_ROLES:
+        raise NotPermitted(f"a {caller.role.value} may not write to the logbook")
+    if household.status not in WRITABLE_STATUSES:
+        raise NotPermitted(f"the household is {household.status}; its logbook is closed")
+    return household

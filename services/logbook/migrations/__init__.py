@@ -1,0 +1,5 @@
+"""The logbook's migration history."""
+
+from pathlib import Path
+
+SCRIPT_LOCATION = Path(__file__).parent

@@ -1,0 +1,5 @@
+"""Alembic environment of the logbook's database."""
+
+from shared.migrations import run_env
+
+run_env()

@@ -1,0 +1,268 @@
+"""Every query the logbook makes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.logbook.models import (
+    HouseholdRef,
+    HouseholdStatusRef,
+    Intervention,
+    InterventionStatusChange,
+    MenuItem,
+    OrganizationRef,
+    PersonRef,
+    Visit,
+)
+
+OPEN_STATUSES = ("planned", "in_progress")
+
+
+def _prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class LogbookRepository:
+    """Reads and writes the logbook's tables; flushes, never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, *rows: Any) -> None:
+        self.session.add_all(rows)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    # Menus
+
+    async def list_menus(self, dimension: str | None) -> Sequence[MenuItem]:
+        query = select(MenuItem).order_by(col(MenuItem.dimension), col(MenuItem.code))
+        if dimension is not None:
+            query = query.where(MenuItem.dimension == dimension)
+        return (await self.session.exec(query)).all()
+
+    async def get_menu(self, code: str) -> MenuItem | None:
+        return await self.session.get(MenuItem, code)
+
+    # Read model
+
+    async def get_household(self, household_id: UUID) -> HouseholdRef | None:
+        return await self.session.get(HouseholdRef, household_id)
+
+    async def insert_household(self, values: dict[str, Any]) -> None:
+        """Add a household unless known already (then what we hold is as new or newer)."""
+        await self.session.exec(insert(HouseholdRef).values(**values).on_conflict_do_nothing())
+
+    async def upsert_household(self, values: dict[str, Any]) -> None:
+        statement = insert(HouseholdRef).values(**values)
+        updates = {k: statement.excluded[k] for k in values if k != "id"}
+        await self.session.exec(
+            statement.on_conflict_do_update(
+                index_elements=["id"], set_={**updates, "refreshed_at": sa.func.now()}
+            )
+        )
+
+    async def update_household(self, household_id: UUID, **values: Any) -> None:
+        await self.session.exec(
+            sa.update(HouseholdRef)
+            .where(col(HouseholdRef.id) == household_id)
+            .values(**values, refreshed_at=sa.func.now())
+        )
+
+    async def upsert_organization(self, values: dict[str, Any]) -> None:
+        statement = insert(OrganizationRef).values(**values)
+        updates = {k: statement.excluded[k] for k in values if k != "id"}
+        await self.session.exec(
+            statement.on_conflict_do_update(index_elements=["id"], set_=updates)
+        )
+
+    async def get_organization(self, organization_id: UUID) -> OrganizationRef | None:
+        return await self.session.get(OrganizationRef, organization_id)
+
+    async def upsert_person(self, person_id: UUID, household_id: UUID) -> None:
+        statement = insert(PersonRef).values(id=person_id, household_id=household_id)
+        await self.session.exec(
+            statement.on_conflict_do_update(
+                index_elements=["id"], set_={"household_id": statement.excluded.household_id}
+            )
+        )
+
+    async def get_person(self, person_id: UUID) -> PersonRef | None:
+        return await self.session.get(PersonRef, person_id)
+
+    async def add_household_status(self, values: dict[str, Any]) -> None:
+        await self.session.exec(
+            insert(HouseholdStatusRef).values(**values).on_conflict_do_nothing()
+        )
+
+    # Visits
+
+    async def has_visits(self, household_id: UUID) -> bool:
+        found = await self.session.exec(
+            select(Visit.id).where(Visit.household_id == household_id).limit(1)
+        )
+        return found.first() is not None
+
+    async def latest_visits(self, household_ids: Sequence[UUID]) -> dict[UUID, Visit]:
+        """Each household's most recent visit."""
+        if not household_ids:
+            return {}
+        rows = (
+            await self.session.exec(
+                select(Visit)
+                .where(col(Visit.household_id).in_(household_ids))
+                .distinct(col(Visit.household_id))
+                .order_by(
+                    col(Visit.household_id), col(Visit.visited_at).desc(), col(Visit.id).desc()
+                )
+            )
+        ).all()
+        return {v.household_id: v for v in rows}
+
+    async def visits_of(self, household_id: UUID) -> Sequence[Visit]:
+        return (
+            await self.session.exec(
+                select(Visit)
+                .where(Visit.household_id == household_id)
+                .order_by(col(Visit.visited_at), col(Visit.id))
+            )
+        ).all()
+
+    # Interventions
+
+    async def get_intervention(
+        self, intervention_id: UUID, *, for_update: bool = False
+    ) -> Intervention | None:
+        return await self.session.get(Intervention, intervention_id, with_for_update=for_update)
+
+    async def superseded_by(self, intervention_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        if not intervention_ids:
+            return {}
+        rows = (
+            await self.session.exec(
+                select(Intervention.supersedes, Intervention.id).where(
+                    col(Intervention.supersedes).in_(intervention_ids)
+                )
+            )
+        ).all()
+        return {old: new for old, new in rows if old is not None}
+
+    async def list_interventions(
+        self,
+        *,
+        area_prefix: str,
+        household_id: UUID | None,
+        status: str | None,
+        dimension: str | None,
+        menu_code: str | None,
+        include_superseded: bool,
+        after: UUID | None,
+        limit: int,
+    ) -> Sequence[Intervention]:
+        query = (
+            select(Intervention)
+            .where(col(Intervention.area_code).like(_prefix(area_prefix), escape="\\"))
+            .order_by(col(Intervention.id))
+            .limit(limit)
+        )
+        if household_id is not None:
+            query = query.where(Intervention.household_id == household_id)
+        if status is not None:
+            query = query.where(Intervention.status == status)
+        if dimension is not None:
+            query = query.where(Intervention.dimension == dimension)
+        if menu_code is not None:
+            query = query.where(Intervention.menu_code == menu_code)
+        if not include_superseded:
+            newer = aliased(Intervention)
+            query = query.where(~sa.exists().where(col(newer.supersedes) == Intervention.id))
+        if after is not None:
+            query = query.where(col(Intervention.id) > after)
+        return (await self.session.exec(query)).all()
+
+    async def status_history(
+        self, intervention_ids: Sequence[UUID]
+    ) -> Sequence[InterventionStatusChange]:
+        return (
+            await self.session.exec(
+                select(InterventionStatusChange)
+                .where(col(InterventionStatusChange.intervention_id).in_(intervention_ids))
+                .order_by(
+                    col(InterventionStatusChange.changed_at), col(InterventionStatusChange.id)
+                )
+            )
+        ).all()
+
+    async def interventions_of(self, household_ids: Sequence[UUID]) -> Sequence[Intervention]:
+        return (
+            await self.session.exec(
+                select(Intervention)
+                .where(col(Intervention.household_id).in_(household_ids))
+                .order_by(col(Intervention.recorded_at), col(Intervention.id))
+            )
+        ).all()
+
+    # Worklist and timeline
+
+    async def team_households(
+        self, team_id: UUID, area_prefix: str, *, limit: int
+    ) -> Sequence[Any]:
+        """The team's households in visiting order: never visited, then most overdue."""
+        last_visit = (
+            select(
+                Visit.household_id,
+                sa.func.max(Visit.visited_at).label("last_visit_at"),
+                sa.func.max(Visit.next_visit_due).label("next_visit_due"),
+            )
+            .group_by(col(Visit.household_id))
+            .subquery()
+        )
+        query = (
+            select(HouseholdRef, last_visit.c.last_visit_at, last_visit.c.next_visit_due)
+            .outerjoin(last_visit, last_visit.c.household_id == HouseholdRef.id)
+            .where(
+                HouseholdRef.mentor_team_id == team_id,
+                col(HouseholdRef.area_code).like(_prefix(area_prefix), escape="\\"),
+                col(HouseholdRef.status).in_(("target", "in_progress")),
+            )
+            .order_by(
+                last_visit.c.last_visit_at.is_not(None),
+                last_visit.c.next_visit_due.asc(),
+                col(HouseholdRef.id),
+            )
+            .limit(limit)
+        )
+        return (await self.session.exec(query)).all()
+
+    async def household_statuses(self, household_id: UUID) -> Sequence[HouseholdStatusRef]:
+        return (
+            await self.session.exec(
+                select(HouseholdStatusRef)
+                .where(HouseholdStatusRef.household_id == household_id)
+                .order_by(col(HouseholdStatusRef.changed_at))
+            )
+        ).all()
+
+    async def changes_of(self, household_id: UUID) -> Sequence[InterventionStatusChange]:
+        return (
+            await self.session.exec(
+                select(InterventionStatusChange)
+                .where(InterventionStatusChange.household_id == household_id)
+                .order_by(col(InterventionStatusChange.changed_at))
+            )
+        ).all()
+
+    async def latest_visit_time(self, household_id: UUID) -> datetime | None:
+        return await self.session.scalar(
+            sa.select(sa.func.max(Visit.visited_at)).where(col(Visit.household_id) == household_id)
+        )
