@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
+from pinpoint import demo as demo_data
 from pinpoint.devservers import LocalNats, LocalPostgres, wait_for_port
 from pinpoint.services import SERVICES
 from shared.logging import configure_logging
@@ -120,35 +121,20 @@ def serve(
     )
 
 
-async def _load_demo(env: dict[str, str]) -> int:
-    from services.registry.demo import load_demo
-    from shared.db import create_engine, create_sessionmaker
-    from shared.pii import CitizenIdVault
-
-    settings = SERVICES["registry"].settings_class.model_validate(
-        {
-            k.removeprefix("PINPOINT_").lower(): v
-            for k, v in env.items()
-            if k.startswith("PINPOINT_")
-        }
-    )
-    engine = create_engine(settings)
-    try:
-        vault = CitizenIdVault(env["PINPOINT_PII_KEY"], env["PINPOINT_BLIND_INDEX_KEY"])
-        return await load_demo(
-            create_sessionmaker(engine), vault, namespace=settings.events_namespace
-        )
-    finally:
-        await engine.dispose()
-
-
 @app.command()
 def demo(data_dir: DataDir = DEFAULT_DATA_DIR, database_url: DatabaseUrl = None) -> None:
-    """Load the demo province (Chachoengsao, 6,461 households) into a migrated registry."""
+    """Load the demo province into running services: households, then a logbook history."""
     keys = _secrets(data_dir)
     server_url = database_url or _local_postgres_url(data_dir)
-    count = asyncio.run(_load_demo(_service_env("registry", server_url, "", keys)))
-    console.print(f"demo: {count} households loaded" if count else "demo: already loaded")
+    count = asyncio.run(demo_data.load_registry(_service_env("registry", server_url, "", keys)))
+    console.print(f"demo: {count} households loaded" if count else "demo: households present")
+    history = asyncio.run(
+        demo_data.load_history(
+            _service_env("registry", server_url, "", keys),
+            _service_env("logbook", server_url, "", keys),
+        )
+    )
+    console.print(f"demo: logbook history {history}" if history else "demo: history present")
 
 
 def _local_postgres_url(data_dir: Path) -> str:
@@ -176,6 +162,9 @@ def up(
     database_url: DatabaseUrl = None,
     nats_url: NatsUrl = None,
     demo: Annotated[bool, typer.Option("--demo", help="Also load the demo province")] = False,
+    demo_households: Annotated[
+        int, typer.Option(help="Households in the demo (the province's real figure by default)")
+    ] = 6_461,
     postgres_port: int = 5433,
     nats_port: int = 4223,
     registry_port: Annotated[int, typer.Option(help="Port of the registry service")] = 8101,
@@ -207,7 +196,12 @@ def up(
             nats_url = nats.url
         _migrate_all(database_url)
         if demo:
-            count = asyncio.run(_load_demo(_service_env("registry", database_url, nats_url, keys)))
+            count = asyncio.run(
+                demo_data.load_registry(
+                    _service_env("registry", database_url, nats_url, keys),
+                    households=demo_households,
+                )
+            )
             console.print(
                 f"[bold]demo[/] {count} households loaded"
                 if count
@@ -245,6 +239,19 @@ def up(
             _wait_healthy(f"http://{host}:{port}")
         table.add_row("postgres", database_url)
         table.add_row("nats", nats_url)
+        if demo:
+            console.print("[bold]demo[/] writing the logbook history through the services…")
+            history = asyncio.run(
+                demo_data.load_history(
+                    _service_env("registry", database_url, nats_url, keys),
+                    _service_env("logbook", database_url, nats_url, keys),
+                )
+            )
+            console.print(
+                f"[bold]demo[/] logbook history: {history}"
+                if history
+                else "[bold]demo[/] logbook history already present"
+            )
         console.print(table)
         if detach_check:
             console.print("[green]all services answer[/]")
@@ -275,3 +282,9 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# `pinpoint generate households` and `pinpoint import households` (the target list as CSV).
+from pinpoint import import_commands  # noqa: E402
+
+import_commands.register(app)

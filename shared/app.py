@@ -40,28 +40,32 @@ class BodySizeLimit:
     its answer is an ordinary problem document (with request ID, counted by route).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope["path"], self.max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
-        too_large = declared.isdigit() and int(declared) > self.max_bytes
+        too_large = declared.isdigit() and int(declared) > max_bytes
         seen = 0
         started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
             if too_large:
-                raise _BodyTooLarge(self.max_bytes)
+                raise _BodyTooLarge(max_bytes)
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge(self.max_bytes)
+                if seen > max_bytes:
+                    raise _BodyTooLarge(max_bytes)
             return message
 
         async def send_and_note(message: Message) -> None:
@@ -140,8 +144,13 @@ def build_service_app(
     routers: Sequence[APIRouter],
     extra_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: dict[str, Callable[[Request], Awaitable[bool]]] | None = None,
+    streamed_bodies: dict[str, int] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with pinpoint's conventions: problem+json, request IDs, metrics, health."""
+    """A FastAPI app with pinpoint's conventions: problem+json, request IDs, metrics, health.
+
+    `streamed_bodies` names the paths whose routes stream their request body (bulk uploads),
+    each with its own size limit; the idempotency middleware never buffers those bodies.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -157,8 +166,9 @@ def build_service_app(
     install_error_handlers(app)
     # The last added middleware is the outermost: request ID, metrics, body limit, then
     # idempotency (inside the limit, since it reads the body).
-    app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    streamed = streamed_bodies or {}
+    app.add_middleware(IdempotencyMiddleware, unbuffered_paths=frozenset(streamed))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, path_limits=streamed)
     install_metrics(app, settings.service_name)
     install_request_id(app)
     app.include_router(

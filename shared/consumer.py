@@ -140,7 +140,9 @@ class Consumer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    logger.warning("consumer %s failed, will retry: %r", self.durable, exc)
+                    logger.warning(
+                        "consumer %s failed, will retry: %r", self.durable, exc, exc_info=True
+                    )
                     subscription = None
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
@@ -158,12 +160,12 @@ class Consumer:
         stopped.cancel()
         if not fetch.done():
             fetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, NatsTimeoutError):
+            with contextlib.suppress(asyncio.CancelledError, NatsTimeoutError, TimeoutError):
                 await fetch
             return []
         try:
             messages: list[Msg] = fetch.result()
-        except NatsTimeoutError:
+        except (NatsTimeoutError, TimeoutError):  # nats.py raises either when nothing came
             return []
         return messages
 

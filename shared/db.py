@@ -43,11 +43,24 @@ async def transaction(
             raise
 
 
+EVENTS_STAGED = "pinpoint.events_staged"
+
+
+def mark_events_staged(session: AsyncSession) -> None:
+    """Note that this transaction wrote outbox rows, so the relay is woken when it commits."""
+    session.info[EVENTS_STAGED] = True
+
+
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     # scope="function" below makes this commit before the response is sent, so a failed
     # commit becomes an error answer rather than a 2xx for a write that did not happen.
     async with transaction(request.app.state.sessionmaker) as session:
         yield session
+    if session.info.get(EVENTS_STAGED):
+        # Publish now rather than at the relay's next tick: events follow writes in ms.
+        relay = getattr(request.app.state, "relay", None)
+        if relay is not None:
+            relay.wake()
 
 
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

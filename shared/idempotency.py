@@ -3,6 +3,11 @@
 Keys belong to the caller (the identity's subject) and are kept for a day. A key reused with a
 different request, or whose first request is still running, answers 409. Only successes are
 kept: after a refusal or a failure the key is forgotten, so a corrected retry can act.
+
+The key is checked against a hash of the whole body, so the body is read first. Paths whose
+bodies are streamed (bulk uploads of gigabytes) are passed through untouched instead: their
+routes must be idempotent by themselves, as the registry's import is (a re-run imports nothing
+twice).
 """
 
 from __future__ import annotations
@@ -68,12 +73,18 @@ _REPLAYED = {b"content-type", b"etag", b"location"}
 class IdempotencyMiddleware:
     """Store the first answer to each (caller, key) and replay it for the same request."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, unbuffered_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.unbuffered_paths = unbuffered_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = dict(scope.get("headers", [])).get(HEADER.encode())
-        if scope["type"] != "http" or scope["method"] != "POST" or key is None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or key is None
+            or scope["path"] in self.unbuffered_paths
+        ):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
 from shared.bus import Bus
-from shared.db import run, transaction
+from shared.db import mark_events_staged, run, transaction
 from shared.events import Event, EventData, subject_for
 from shared.logging import REQUEST_ID_HEADER, current_request_id
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
@@ -101,6 +101,7 @@ class Outbox:
         """Stage one event in the current transaction."""
         event = Event.of(data, source=self.source, subject=subject, area_code=area_code)
         self.session.add(self._row(event))
+        mark_events_staged(self.session)
         return event
 
     async def add_many(self, events: Sequence[Event]) -> None:
@@ -109,6 +110,7 @@ class Outbox:
             return
         rows = [self._row(e).model_dump(exclude={"seq", "created_at", "sent_at"}) for e in events]
         await self.session.exec(sa.insert(OutboxMessage), params=rows)
+        mark_events_staged(self.session)
 
     def _row(self, event: Event) -> OutboxMessage:
         return OutboxMessage(

@@ -113,24 +113,24 @@ ClientFactory = Callable[..., httpx.AsyncClient]
 
 
 @pytest.fixture
-async def as_caller(registry_app: FastAPI) -> AsyncIterator[ClientFactory]:
-    """Clients that call the registry as a given role, area and team, as the gateway would."""
+async def caller_clients() -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
+    """Clients for any app that call it as a given role, area and team, as the gateway would."""
     clients: list[httpx.AsyncClient] = []
 
     def make(
+        app: FastAPI,
         role: Role | str = Role.national_admin,
         area: str = "TH",
         team_id: UUID | None = None,
         subject: str | None = None,
-        app: FastAPI | None = None,
     ) -> httpx.AsyncClient:
         caller = Caller(
             subject=subject or f"{role}@{area}", role=Role(role), area=area, team_id=team_id
         )
         token = mint_internal_token(caller, DEV_INTERNAL_KEY)
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app or registry_app),
-            base_url="http://registry",
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://pinpoint",
             headers={IDENTITY_HEADER: token},
         )
         clients.append(client)
@@ -139,6 +139,24 @@ async def as_caller(registry_app: FastAPI) -> AsyncIterator[ClientFactory]:
     yield make
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture
+async def as_caller(
+    registry_app: FastAPI, caller_clients: Callable[..., httpx.AsyncClient]
+) -> ClientFactory:
+    """Clients that call the registry (or `app=`) as a given role, area and team."""
+
+    def make(
+        role: Role | str = Role.national_admin,
+        area: str = "TH",
+        team_id: UUID | None = None,
+        subject: str | None = None,
+        app: FastAPI | None = None,
+    ) -> httpx.AsyncClient:
+        return caller_clients(app or registry_app, role, area, team_id, subject)
+
+    return make
 
 
 @pytest.fixture

@@ -35,12 +35,14 @@ def _up(data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_up_starts_everything_with_demo_data_and_reuses_its_folder(tmp_path: Path) -> None:
-    first = _up(tmp_path, "--demo")
+    first = _up(tmp_path, "--demo", "--demo-households", "300")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "6461 households loaded" in first.stdout
+    assert "300 households loaded" in first.stdout
+    assert "logbook history: {'visits'" in first.stdout
     assert "all services answer" in first.stdout
     assert (tmp_path / "secrets.json").exists()
 
-    second = _up(tmp_path, "--demo")
+    second = _up(tmp_path, "--demo", "--demo-households", "300")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "already loaded" in second.stdout
+    assert "history already present" in second.stdout

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,6 +25,12 @@ from services.logbook.models import (
 )
 
 OPEN_STATUSES = ("planned", "in_progress")
+# With DISTINCT ON (household_id): each household's most recent visit.
+_LATEST_VISIT_FIRST = (
+    col(Visit.household_id),
+    col(Visit.visited_at).desc(),
+    col(Visit.id).desc(),
+)
 
 
 def _prefix(prefix: str) -> str:
@@ -86,6 +92,19 @@ class LogbookRepository:
             statement.on_conflict_do_update(index_elements=["id"], set_=updates)
         )
 
+    async def count_known(self, household_ids: Sequence[UUID]) -> int:
+        """How many of these households are in the read model with a mentor team."""
+        found = await self.session.scalar(
+            sa.select(sa.func.count()).where(
+                col(HouseholdRef.id).in_(household_ids),
+                col(HouseholdRef.mentor_team_id).is_not(None),
+            )
+        )
+        return int(found or 0)
+
+    async def has_any_visit(self) -> bool:
+        return (await self.session.exec(select(Visit.id).limit(1))).first() is not None
+
     async def get_organization(self, organization_id: UUID) -> OrganizationRef | None:
         return await self.session.get(OrganizationRef, organization_id)
 
@@ -121,10 +140,8 @@ class LogbookRepository:
             await self.session.exec(
                 select(Visit)
                 .where(col(Visit.household_id).in_(household_ids))
-                .distinct(col(Visit.household_id))
-                .order_by(
-                    col(Visit.household_id), col(Visit.visited_at).desc(), col(Visit.id).desc()
-                )
+                .ext(distinct_on(col(Visit.household_id)))
+                .order_by(*_LATEST_VISIT_FIRST)
             )
         ).all()
         return {v.household_id: v for v in rows}
@@ -217,14 +234,19 @@ class LogbookRepository:
     async def team_households(
         self, team_id: UUID, area_prefix: str, *, limit: int
     ) -> Sequence[Any]:
-        """The team's households in visiting order: never visited, then most overdue."""
+        """The team's households in visiting order: never visited, then most overdue.
+
+        A household is due when its latest visit said so: a later visit's date replaces an
+        earlier one's, even when it is sooner.
+        """
         last_visit = (
             select(
                 Visit.household_id,
-                sa.func.max(Visit.visited_at).label("last_visit_at"),
-                sa.func.max(Visit.next_visit_due).label("next_visit_due"),
+                col(Visit.visited_at).label("last_visit_at"),
+                col(Visit.next_visit_due).label("next_visit_due"),
             )
-            .group_by(col(Visit.household_id))
+            .ext(distinct_on(col(Visit.household_id)))
+            .order_by(*_LATEST_VISIT_FIRST)
             .subquery()
         )
         query = (

@@ -11,9 +11,14 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.indicators import Dimension
+from shared.text import NoNul
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), NoNul
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul
+]
 MenuCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,5}-[0-9]{2,3}$")]
 Score = Annotated[int, Field(ge=1, le=5)]
 Amount = Annotated[
@@ -76,7 +81,7 @@ class Capitals(Strict):
 
 class Problem(Strict):
     dimension: Dimension
-    indicator: Annotated[str, StringConstraints(max_length=20)] | None = Field(
+    indicator: Annotated[str, StringConstraints(max_length=20), NoNul] | None = Field(
         default=None, description="Indicator code, e.g. 2560-20; it must be of the dimension"
     )
     note: ShortText | None = None

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from services.registry import events
 from services.registry.api import routers
+from services.registry.api.imports import HOUSEHOLDS_PATH
+from services.registry.imports.jobs import Importer
 from services.registry.settings import RegistrySettings
 from shared.app import build_service_app
 from shared.consumer import Consumer, consuming
@@ -32,8 +34,13 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             handlers=events.handlers(vault, settings.events_namespace),
         )
         app.state.consumer = consumer
-        async with consuming([consumer] if settings.consumer_enabled else []):
-            yield
+        importer = Importer(app.state.engine, vault, namespace=settings.events_namespace)
+        app.state.importer = importer
+        try:
+            async with consuming([consumer] if settings.consumer_enabled else []):
+                yield
+        finally:
+            await importer.close()
 
     app = build_service_app(
         settings,
@@ -41,6 +48,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         description="Areas, organizations, target households and their members.",
         routers=routers,
         extra_lifespan=lifespan,
+        streamed_bodies={HOUSEHOLDS_PATH: settings.max_import_bytes},
     )
     app.state.vault = vault
     return app

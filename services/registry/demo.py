@@ -15,8 +15,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.domain.context import SOURCE
+from services.registry.domain.context import SOURCE, Context
+from services.registry.domain.households import change_status
 from services.registry.models import Area, Household, Organization, Person, StatusChange
+from services.registry.names import FEMALE_NAMES, MALE_NAMES, SURNAMES
+from services.registry.repository import RegistryRepository
+from services.registry.schemas import HouseholdStatus, StatusTransition
+from shared.auth import Caller, Role
 from shared.db import transaction
 from shared.events import Event, uuid7
 from shared.events.registry import HouseholdAssigned, HouseholdRegistered, OrganizationCreated
@@ -29,74 +34,6 @@ PROVINCE = "24"
 HOUSEHOLDS = 6_461  # Chachoengsao's target households in the 2022 list
 DEMO_SUBJECT = "demo-loader"
 
-MALE_NAMES = (
-    "สมชาย",
-    "สมศักดิ์",
-    "ประเสริฐ",
-    "บุญมี",
-    "สมพงษ์",
-    "วิชัย",
-    "สุรชัย",
-    "ณรงค์",
-    "ประยูร",
-    "มานพ",
-    "สมบัติ",
-    "ชัยวัฒน์",
-    "บุญเลิศ",
-    "ธนากร",
-    "กิตติพงษ์",
-    "อำนาจ",
-    "เสน่ห์",
-    "ทองดี",
-    "สุริยา",
-    "พงษ์ศักดิ์",
-)
-FEMALE_NAMES = (
-    "สมหญิง",
-    "มาลี",
-    "บุญเรือน",
-    "สุดารัตน์",
-    "วันเพ็ญ",
-    "ประไพ",
-    "นงลักษณ์",
-    "อรุณี",
-    "จันทร์เพ็ญ",
-    "สมใจ",
-    "บัวผัน",
-    "ทองใบ",
-    "กัญญา",
-    "รัตนา",
-    "ศิริพร",
-    "ละเอียด",
-    "สายสุนีย์",
-    "พรทิพย์",
-    "อัมพร",
-    "ปราณี",
-)
-SURNAMES = (
-    "ใจดี",
-    "ศรีสุข",
-    "บุญมา",
-    "แก้วมณี",
-    "ทองคำ",
-    "สุขเจริญ",
-    "พรหมมา",
-    "วงศ์ใหญ่",
-    "จันทร์หอม",
-    "รักษาศรี",
-    "มีสุข",
-    "ศรีวงศ์",
-    "เพชรรัตน์",
-    "บุญประเสริฐ",
-    "ทองประเสริฐ",
-    "แสงทอง",
-    "คำแก้ว",
-    "สมบูรณ์",
-    "นาคสวัสดิ์",
-    "อินทร์แก้ว",
-    "ปานทอง",
-    "เกิดผล",
-)
 AGENCIES = (
     ("สำนักงานพัฒนาชุมชนจังหวัดฉะเชิงเทรา", "กระทรวงมหาดไทย"),
     ("สำนักงานสาธารณสุขจังหวัดฉะเชิงเทรา", "กระทรวงสาธารณสุข"),
@@ -374,3 +311,71 @@ async def load_demo(
             )
         await Outbox(session, source=SOURCE, namespace=namespace).add_many(events)
     return households
+
+
+async def demo_households(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> list[tuple[Any, Any, str, list[str]]]:
+    """The demo's households: id, mentor team, area and failed indicators (for the logbook)."""
+    async with sessionmaker() as session:
+        rows = (
+            await session.exec(
+                select(
+                    Household.id,
+                    Household.mentor_team_id,
+                    Household.area_code,
+                    Household.failed_indicators,
+                )
+                .where(Household.created_by == DEMO_SUBJECT)
+                .order_by(col(Household.id))
+            )
+        ).all()
+    return [(h, t, a, list(f)) for h, t, a, f in rows]
+
+
+async def count_in_status(
+    sessionmaker: async_sessionmaker[AsyncSession], ids: list[Any], status: str
+) -> int:
+    async with sessionmaker() as session:
+        found = (
+            await session.exec(
+                select(Household.id).where(col(Household.id).in_(ids), Household.status == status)
+            )
+        ).all()
+    return len(found)
+
+
+async def graduate(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    vault: CitizenIdVault,
+    ids: list[Any],
+    *,
+    namespace: str = "",
+) -> int:
+    """Confirm graduation, as each district's officer would, of households whose follow-up
+    visit found nothing failing; through the registry's own status rule."""
+    graduated = 0
+    for household_id in ids:
+        async with transaction(sessionmaker) as session:
+            household = await session.get(Household, household_id)
+            if household is None or household.status != "in_progress":
+                continue
+            district = household.area_code[:4]
+            ctx = Context(
+                caller=Caller(
+                    subject=f"demo-officer:{district}", role=Role.district_officer, area=district
+                ),
+                repo=RegistryRepository(session),
+                outbox=Outbox(session, source=SOURCE, namespace=namespace),
+                vault=vault,
+            )
+            await change_status(
+                ctx,
+                household_id,
+                StatusTransition(
+                    status=HouseholdStatus.graduated,
+                    reason="ติดตามผลแล้ว ไม่มีตัวชี้วัดที่ยังไม่ผ่าน (follow-up visit: no indicator failing)",
+                ),
+            )
+            graduated += 1
+    return graduated

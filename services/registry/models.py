@@ -81,6 +81,8 @@ class Household(SQLModel, table=True):
     status: str = "target"
     mentor_team_id: UUID | None = None
     search_text: str = ""
+    # How an import without a house code knows the household again: area code and file key.
+    import_key: str | None = None
     version: int = 1
     created_by: str
     created_at: datetime = Field(default=None, sa_column=_now_column())
@@ -147,3 +149,37 @@ class PiiAccess(SQLModel, table=True):
     person_id: UUID | None = None
     reason: str | None = None
     at: datetime = Field(default=None, sa_column=_now_column())
+
+
+class ImportJob(SQLModel, table=True):
+    """One bulk import of the target list: its state, counts and the error that stopped it."""
+
+    __tablename__ = "import_job"
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    kind: str = "households"
+    state: str = "queued"
+    created_by: str
+    role: str
+    scope: str
+    filename: str | None = None
+    bytes_read: int = 0
+    rows_read: int = 0
+    rows_imported: int = 0
+    rows_rejected: int = 0
+    households_imported: int = 0
+    error: str | None = None
+    created_at: datetime = Field(default=None, sa_column=_now_column())
+    updated_at: datetime = Field(default=None, sa_column=_now_column())
+    finished_at: datetime | None = Field(default=None, sa_column=Column(sa.DateTime(timezone=True)))
+
+
+class ImportRejection(SQLModel, table=True):
+    """A row of an import that changed nothing: its line, the column and why."""
+
+    __tablename__ = "import_rejection"
+
+    job_id: UUID = Field(primary_key=True)
+    line: int = Field(sa_column=Column(sa.BigInteger, primary_key=True))
+    column: str = Field(primary_key=True)
+    reason: str

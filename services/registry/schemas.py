@@ -274,3 +274,37 @@ class AuditEntryPublic(BaseModel):
 
 
 HouseholdsPublic = Page[HouseholdPublic]
+
+
+# Imports
+
+
+class ImportState(StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class RejectedRow(BaseModel):
+    line: int = Field(description="The line of the file (the header is line 1)")
+    column: str
+    reason: str
+
+
+class ImportPublic(BaseModel):
+    id: UUID
+    kind: str
+    state: ImportState
+    filename: str | None
+    bytes_read: int
+    rows_read: int
+    rows_imported: int
+    rows_rejected: int
+    households_imported: int
+    error: str | None = Field(description="Why the whole import failed (nothing was imported)")
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    rejected: list[RejectedRow] = Field(description="A page of the rejected rows, by line")
+    next_cursor: str | None = Field(description="Where the next page of rejected rows starts")

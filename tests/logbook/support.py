@@ -6,8 +6,12 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import nats
+from nats.js.api import RawStreamMsg
+from nats.js.errors import NotFoundError
 
 from services.logbook.settings import LogbookSettings
+from shared.events import stream_name
 from tests.conftest import db_rows, eventually
 
 HOUSEHOLD = {"area_code": "240101", "address": "5 หมู่ 2", "failed_indicators": ["2560-20"]}
@@ -59,3 +63,42 @@ async def wait_known(settings: LogbookSettings, household_id: str, **expected: A
 async def count(settings: LogbookSettings, table: str) -> int:
     (row,) = await db_rows(settings, f"SELECT count(*) FROM {table}")
     return int(row[0])
+
+
+def intervention(household_id: str, **fields: Any) -> dict[str, Any]:
+    """A valid intervention body for the household (income training, 1,200.50 THB)."""
+    return {
+        "household_id": household_id,
+        "dimension": "income",
+        "menu_code": "INC-02",
+        "amount_thb": "1200.50",
+        **fields,
+    }
+
+
+async def set_status(
+    admin: httpx.AsyncClient, household_id: str, status: str, reason: str = "ตรวจสอบแล้ว"
+) -> None:
+    """Move a household along its life cycle in the registry (the owner of its status)."""
+    response = await admin.post(
+        f"/v1/households/{household_id}/status", json={"status": status, "reason": reason}
+    )
+    assert response.status_code == 201, response.text
+
+
+async def stream_messages(settings: LogbookSettings, stream: str = "LOGBOOK") -> list[RawStreamMsg]:
+    """Every message the test's namespaced stream holds, oldest first."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        name = stream_name(stream, settings.events_namespace)
+        try:
+            info = await js.stream_info(name)
+        except NotFoundError:
+            return []
+        if not info.state.messages:
+            return []
+        first, last = info.state.first_seq, info.state.last_seq
+        return [await js.get_msg(name, seq) for seq in range(first, last + 1)]
+    finally:
+        await nc.close()

@@ -15,7 +15,9 @@ from services.logbook.app import create_app as create_logbook
 from services.logbook.settings import LogbookSettings
 from services.registry.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
+from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
 from shared.events import stream_name
+from shared.settings import DEV_INTERNAL_KEY
 from tests.conftest import ClientFactory, db_rows, eventually, running
 from tests.logbook.support import VISIT, count, household, organization, wait_known
 
@@ -67,9 +69,22 @@ async def test_a_household_just_registered_is_asked_of_the_registry_once(
         assert missing.status_code == 404
 
 
+def _client(app: FastAPI, role: str, area: str, team: str | None = None) -> httpx.AsyncClient:
+    caller = Caller(
+        subject=f"{role}@{area}", role=Role(role), area=area, team_id=UUID(team) if team else None
+    )
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://test",
+        headers={IDENTITY_HEADER: mint_internal_token(caller, DEV_INTERNAL_KEY)},
+    )
+
+
 async def test_nats_down_stops_no_write_and_the_event_follows(
-    as_caller: ClientFactory, registry_settings: RegistrySettings, logbook_settings: LogbookSettings
+    registry_settings: RegistrySettings, logbook_settings: LogbookSettings
 ) -> None:
+    # Not the `as_caller` fixture: it would start a second registry on the same database,
+    # whose relay would publish the test registry's events to the session's NATS instead.
     broker = LocalNats(Path(tempfile.mkdtemp()) / "store", port=free_port())
     broker.start()
     try:
@@ -81,13 +96,13 @@ async def test_nats_down_stops_no_write_and_the_event_follows(
                 create_logbook(logbook_cfg, registry_transport=httpx.ASGITransport(app=registry))
             ) as logbook,
         ):
-            admin = as_caller("national_admin", "TH", app=registry)
+            admin = _client(registry, "national_admin", "TH")
             team = await organization(admin)
             household_id = await household(admin, team)
             await wait_known(logbook_settings, household_id, mentor_team_id=team)
 
             broker.stop()
-            mentor = as_caller("mentor", "240101", UUID(team), app=logbook)
+            mentor = _client(logbook, "mentor", "240101", team)
             visit = await mentor.post(f"/v1/households/{household_id}/visits", json=VISIT)
             assert visit.status_code == 201, visit.text
             pending = await db_rows(

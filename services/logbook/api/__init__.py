@@ -3,5 +3,12 @@
 from fastapi import APIRouter
 
 from services.logbook.api import households, interventions, menus, teams
+from shared import operations
 
-routers: list[APIRouter] = [menus.router, households.router, interventions.router, teams.router]
+routers: list[APIRouter] = [
+    operations.router,
+    menus.router,
+    households.router,
+    interventions.router,
+    teams.router,
+]

@@ -27,27 +27,36 @@ async def timeline(ctx: Context, household_id: UUID) -> list[TimelineEntry]:
                     "problems": visit.problems,
                     "note": visit.note,
                     "next_visit_due": visit.next_visit_due.isoformat(),
+                    "recorded_by": visit.recorded_by,
                 },
             )
         )
-    interventions = await ctx.repo.interventions_of([household.id])
-    for row in interventions:
+    changes = await ctx.repo.changes_of(household.id)
+    # An entry is shown as it was recorded; its later statuses are entries of their own.
+    first_status = {c.intervention_id: c.to_status for c in changes if c.from_status is None}
+    for row in await ctx.repo.interventions_of([household.id]):
+        recorded_as = first_status.get(row.id, row.status)
         entries.append(
             TimelineEntry(
                 at=row.recorded_at,
                 kind="intervention",
                 id=row.id,
-                summary=f"{row.menu_code} ({row.dimension}) recorded as {row.status}",
+                summary=f"{row.menu_code} ({row.dimension}) recorded as {recorded_as}",
                 detail={
                     "menu_code": row.menu_code,
                     "dimension": row.dimension,
+                    "status": recorded_as,
+                    "person_id": str(row.person_id) if row.person_id else None,
+                    "agency_id": str(row.agency_id) if row.agency_id else None,
                     "amount_thb": str(row.amount_thb) if row.amount_thb is not None else None,
+                    "planned_for": row.planned_for.isoformat() if row.planned_for else None,
                     "supersedes": str(row.supersedes) if row.supersedes else None,
                     "description": row.description,
+                    "recorded_by": row.recorded_by,
                 },
             )
         )
-    for change in await ctx.repo.changes_of(household.id):
+    for change in changes:
         if change.from_status is None:
             continue  # the entry itself stands for its first status
         entries.append(

@@ -1,0 +1,146 @@
+"""Importing the target list through the real import path against a bare COPY of the same file.
+
+The import path: stream the file, parse it, encrypt and blind-index every citizen ID, COPY into
+staging, check every row in SQL, move the valid rows into the indexed tables, write status,
+audit and one outbox event per household, all in one transaction. The baseline: asyncpg's
+`copy_to_table` of the same CSV file into one unindexed table of text columns, on the same
+server in the same run. National size: `--households 1000000` (about 3.5 million persons).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import tempfile
+import time
+import tracemalloc
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+
+from pinpoint.devservers import LocalPostgres, free_port
+from services.registry.imports.csvformat import COLUMNS
+from services.registry.imports.generate import generate_households
+from services.registry.imports.jobs import Importer
+from services.registry.migrations import SCRIPT_LOCATION
+from services.registry.settings import RegistrySettings
+from shared.auth import Caller, Role
+from shared.db import create_engine
+from shared.migrations import upgrade
+from shared.pii import CitizenIdVault
+
+CHUNK = 1024 * 1024
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := await asyncio.to_thread(f.read, CHUNK):
+            yield chunk
+
+
+async def bare_copy(dsn: str, path: Path) -> float:
+    pg = await asyncpg.connect(dsn)
+    try:
+        columns = ", ".join(f"{c} text" for c in COLUMNS)
+        await pg.execute(f"CREATE TABLE bare_copy ({columns})")
+        started = time.perf_counter()
+        await pg.copy_to_table("bare_copy", source=path, format="csv", header=True)
+        return time.perf_counter() - started
+    finally:
+        await pg.close()
+
+
+async def real_import(settings: RegistrySettings, path: Path, *, trace: bool) -> dict[str, float]:
+    engine = create_engine(settings)
+    vault = CitizenIdVault(
+        settings.pii_key.get_secret_value(), settings.blind_index_key.get_secret_value()
+    )
+    importer = Importer(engine, vault, namespace="")
+    caller = Caller(subject="bench", role=Role.national_admin, area="TH")
+    if trace:
+        tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        job_id = await importer.create(caller, path.name)
+        await importer.stage(job_id, _chunks(path))
+        staged = time.perf_counter()
+        outcome = await importer.complete(job_id, caller, {})
+        done = time.perf_counter()
+        summary = await importer.summary(job_id, caller, limit=1)
+    finally:
+        await engine.dispose()
+    traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else 0.0
+    return {
+        "stage": staged - started,
+        "check_and_move": done - staged,
+        "total": done - started,
+        "rows": summary.rows_imported,
+        "rejected": summary.rows_rejected,
+        "households": summary.households_imported,
+        "traced_peak_mib": traced,
+        **{f"step {k}": v for k, v in outcome.timings.items()},
+    }
+
+
+async def main(households: int, seed: int, trace: bool, keep: Path | None) -> None:
+    root = Path(tempfile.mkdtemp(prefix="pinpoint-bench-import-"))
+    path = keep or root / "households.csv"
+    if not path.exists():
+        started = time.perf_counter()
+        with path.open("w", encoding="utf-8") as f:
+            for chunk in generate_households(households, seed=seed):
+                f.write(chunk)
+        print(
+            f"generated {path} ({path.stat().st_size / 2**20:.0f} MiB) "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
+    postgres = LocalPostgres(root / "pg", port=free_port())
+    postgres.start()
+    try:
+        base = f"postgresql://postgres@127.0.0.1:{postgres.port}"
+        database_url = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}/registry"
+        await asyncio.to_thread(upgrade, SCRIPT_LOCATION, database_url)
+        rss_before = _peak_rss_mib()
+
+        bare = await bare_copy(f"{base}/registry", path)
+        settings = RegistrySettings(database_url=database_url, database_pool_size=4)
+        result = await real_import(settings, path, trace=trace)
+    finally:
+        postgres.stop()
+
+    rows = result["rows"] + result["rejected"]
+    print(f"households imported      {result['households']:>12,.0f}")
+    print(f"persons imported         {result['rows']:>12,.0f}   rejected {result['rejected']:,.0f}")
+    print(f"bare COPY (baseline)     {bare:>11.1f}s   {rows / bare:>10,.0f} rows/s")
+    print(
+        f"import, total            {result['total']:>11.1f}s   "
+        f"{rows / result['total']:>10,.0f} rows/s"
+    )
+    print(f"  parse+encrypt+stage    {result['stage']:>11.1f}s")
+    print(f"  check+move+events      {result['check_and_move']:>11.1f}s")
+    for key, seconds in result.items():
+        if key.startswith("step "):
+            print(f"    {key[5:]:<21}{seconds:>10.1f}s")
+    print(f"ratio import / bare COPY {result['total'] / bare:>11.2f}x")
+    print(
+        f"peak RSS of this process {_peak_rss_mib():>11.0f} MiB "
+        f"(before the runs: {rss_before:.0f} MiB)"
+    )
+    if trace:
+        print(f"tracemalloc peak         {result['traced_peak_mib']:>11.1f} MiB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--households", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=2565)
+    parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations")
+    parser.add_argument("--file", type=Path, help="reuse (or keep) the generated file here")
+    args = parser.parse_args()
+    asyncio.run(main(args.households, args.seed, args.tracemalloc, args.file))

@@ -1,0 +1,98 @@
+"""Bulk imports of the target list: upload a CSV file, then follow the job."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request, Response, status
+from starlette.requests import ClientDisconnect
+
+from services.registry.imports.csvformat import CsvFormatError
+from services.registry.imports.jobs import Importer
+from services.registry.schemas import ImportPublic
+from shared.auth import CallerDep
+from shared.errors import (
+    BadRequest,
+    FieldError,
+    NotPermitted,
+    PayloadTooLarge,
+    ResourceNotFound,
+    Unprocessable,
+    UnsupportedMediaType,
+    responses,
+)
+from shared.outbox import trace_headers
+from shared.pagination import CursorQuery, LimitQuery
+
+router = APIRouter(prefix="/v1/imports", tags=["imports"])
+
+HOUSEHOLDS_PATH = "/v1/imports/households"
+_CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The target list as CSV, UTF-8 with or without a BOM "
+        "(docs/import-format.md). Streamed: any size up to the service's import limit.",
+        "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+def _importer(request: Request) -> Importer:
+    importer: Importer = request.app.state.importer
+    return importer
+
+
+def _check_media_type(request: Request) -> None:
+    media_type, _, params = request.headers.get("content-type", "").partition(";")
+    if media_type.strip().lower() not in ("text/csv", "application/csv"):
+        raise UnsupportedMediaType("send the file as text/csv")
+    charset = params.strip().lower().removeprefix("charset=").strip('"')
+    if params.strip() and charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("send the file as UTF-8 (charset=utf-8)")
+
+
+@router.post(
+    "/households",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ImportPublic,
+    responses=responses(NotPermitted, PayloadTooLarge, UnsupportedMediaType),
+    openapi_extra=_CSV_BODY,
+)
+async def import_households(
+    request: Request, caller: CallerDep, response: Response, filename: str | None = None
+) -> ImportPublic:
+    """Import target households from a CSV file (officers). The file streams into staging;
+    the checks and the move-in go on in the background: follow them at the `Location`."""
+    _check_media_type(request)
+    importer = _importer(request)
+    job_id = await importer.create(caller, filename)
+    location = f"/v1/imports/{job_id}"
+    try:
+        await importer.stage(job_id, request.stream())
+    except CsvFormatError as exc:
+        raise Unprocessable(
+            f"import {job_id} failed, nothing was imported: {exc}",
+            errors=[FieldError(field=exc.column or f"line {exc.line}", message=exc.message)],
+            headers={"Location": location},
+        ) from exc
+    except ClientDisconnect as exc:
+        raise BadRequest("the upload was interrupted; nothing was imported") from exc
+    importer.complete_in_background(job_id, caller, trace_headers(request))
+    response.headers["Location"] = location
+    return await importer.summary(job_id, caller, limit=0)
+
+
+@router.get(
+    "/{import_id}",
+    response_model=ImportPublic,
+    responses=responses(ResourceNotFound, BadRequest),
+)
+async def get_import(
+    request: Request,
+    caller: CallerDep,
+    import_id: UUID,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> ImportPublic:
+    """An import's state and counts, with its rejected rows (line, column, reason) by page."""
+    return await _importer(request).summary(import_id, caller, cursor=cursor, limit=limit)

@@ -1,0 +1,235 @@
+"""The target-list CSV format (docs/import-format.md) and its streaming parser.
+
+The parser turns CSV bytes, as they arrive, into rows of PostgreSQL `COPY … FROM STDIN` text
+for the staging table. It checks only what makes the file unreadable (encoding, header, field
+counts, quoting): those stop the import. Everything about the values is checked later, in SQL,
+row by row. Citizen IDs that look like 13 digits are encrypted and blind-indexed here, so the
+database never computes them one row at a time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+from operator import itemgetter
+
+from shared.pii import CitizenIdVault
+from shared.thai import mask_citizen_id
+
+# The file's columns, in the order of the staging table (after `line`).
+HOUSEHOLD_COLUMNS = (
+    "house_code",
+    "household_key",
+    "area_code",
+    "address",
+    "survey_year",
+    "failed_indicators",
+    "lat",
+    "lon",
+)
+PERSON_COLUMNS = (
+    "citizen_id",
+    "title",
+    "first_name",
+    "last_name",
+    "sex",
+    "birth_date",
+    "relation",
+    "disability",
+    "welfare_card",
+)
+COLUMNS = HOUSEHOLD_COLUMNS + PERSON_COLUMNS
+OPTIONAL_COLUMNS = frozenset({"household_key", "lat", "lon"})
+REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
+# The staging table's columns, as COPY receives them.
+STAGE_COLUMNS = (
+    "line",
+    *HOUSEHOLD_COLUMNS,
+    "citizen_id",
+    "citizen_id_cipher",
+    "citizen_id_index",
+    "citizen_id_masked",
+    *PERSON_COLUMNS[1:],
+)
+
+# A quoted field may hold line breaks, but not a whole file: past this, a quote was left open.
+MAX_RECORD_CHARS = 64 * 1024
+MAX_RECORD_LINES = 100
+_CITIZEN_ID = COLUMNS.index("citizen_id")
+_NULL = "\\N"
+_COPY_SPECIALS = ("\\", "\n", "\r")
+
+
+class CsvFormatError(Exception):
+    """The file cannot be read as the format: nothing of it may be imported."""
+
+    def __init__(self, line: int, message: str, column: str | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.line = line
+        self.column = column
+        self.message = message
+
+
+def _escape(value: str) -> str:
+    """A value as COPY's text format writes it."""
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+class CsvParser:
+    """Feed it bytes as they arrive; it returns COPY text for the rows completed so far."""
+
+    def __init__(self, vault: CitizenIdVault) -> None:
+        self._vault = vault
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._started = False
+        self._pending = ""  # the text after the last line break seen
+        self._record: list[str] = []  # the lines of a record whose quote is still open
+        self._record_start = 0
+        self._record_quotes = 0
+        self._line = 0  # physical lines taken so far
+        self._pick: itemgetter[tuple[int, ...]] | None = None
+        self._width = 0
+        self.rows = 0
+        self.bytes = 0
+
+    # Bytes to lines
+
+    def feed(self, data: bytes) -> bytes:
+        """Take the next piece of the file; return COPY text for the rows it completed."""
+        self.bytes += len(data)
+        if not self._started and data:
+            self._started = True
+            if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                raise CsvFormatError(
+                    1, "the file is UTF-16; save it as UTF-8 (in Excel: CSV UTF-8)"
+                )
+        try:
+            text = self._decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            raise self._not_utf8(data, exc) from None
+        return self._take(text, final=False)
+
+    def finish(self) -> bytes:
+        """The end of the file: the last rows, or the reason the file is incomplete."""
+        try:
+            text = self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise self._not_utf8(b"", exc) from None
+        out = self._take(text, final=True)
+        if self._record:
+            raise CsvFormatError(self._record_start, "a quoted field is never closed")
+        if self._pick is None:
+            raise CsvFormatError(0, "the file is empty: the first line names the columns")
+        return out
+
+    def _not_utf8(self, data: bytes, exc: UnicodeDecodeError) -> CsvFormatError:
+        line = self._line + len(self._record) + self._pending.count("\n") + 1
+        line += data[: exc.start].count(b"\n")
+        byte = exc.object[exc.start : exc.start + 1].hex().upper()
+        return CsvFormatError(
+            line,
+            f"the file is not UTF-8 (byte 0x{byte}); save it as UTF-8 (in Excel: CSV UTF-8)"
+            " — a TIS-620 or Windows-874 file needs converting first",
+        )
+
+    def _take(self, text: str, *, final: bool) -> bytes:
+        if not self._line and not self._record and not self._pending:
+            text = text.removeprefix("\ufeff")
+        if "\x00" in text:
+            at = self._line + self._pending.count("\n") + text[: text.index("\x00")].count("\n")
+            raise CsvFormatError(at + 1, "the file holds NUL bytes: it is not a text CSV file")
+        lines = (self._pending + text).split("\n")
+        self._pending = "" if final else lines.pop()
+        if final and lines and lines[-1] == "":
+            lines.pop()
+        starts: list[int] = []
+        records: list[str] = []
+        for line in lines:
+            self._line += 1
+            if not self._record:
+                if '"' not in line:
+                    starts.append(self._line)
+                    records.append(line)
+                    continue
+                self._record_start, self._record_quotes = self._line, 0
+            self._record.append(line)
+            self._record_quotes += line.count('"')
+            if self._record_quotes % 2 == 0:
+                starts.append(self._record_start)
+                records.append("\n".join(self._record))
+                self._record = []
+            elif (
+                len(self._record) > MAX_RECORD_LINES
+                or sum(map(len, self._record)) > MAX_RECORD_CHARS
+            ):
+                raise CsvFormatError(self._record_start, "a quoted field is never closed")
+        return self._rows(starts, records)
+
+    # Lines to rows
+
+    def _rows(self, starts: list[int], records: list[str]) -> bytes:
+        out: list[str] = []
+        reader = csv.reader(records, strict=True)  # one record per string: starts[n] is its line
+        for line in starts:
+            try:
+                fields = next(reader)
+            except csv.Error as exc:
+                raise CsvFormatError(line, f"the row cannot be read as CSV: {exc}") from None
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # a blank line
+            if self._pick is None:
+                self._header(fields, line)
+                continue
+            out.append(self._row(line, fields))
+        return "".join(out).encode()
+
+    def _header(self, fields: list[str], line: int) -> None:
+        names = [f.strip().lower() for f in fields]
+        unknown = [n for n in names if n not in COLUMNS]
+        if unknown:
+            hints = [
+                f"{n!r} (did you mean {close[0]!r}?)"
+                if (close := difflib.get_close_matches(n, COLUMNS, 1))
+                else repr(n)
+                for n in unknown
+            ]
+            raise CsvFormatError(line, f"unknown column(s): {', '.join(hints)}")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise CsvFormatError(line, f"column(s) named twice: {', '.join(repeated)}")
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        if missing:
+            raise CsvFormatError(line, f"missing column(s): {', '.join(missing)}")
+        self._width = len(names)
+        # Columns the file leaves out read as the empty field appended at the row's end.
+        self._pick = itemgetter(*(names.index(c) if c in names else len(names) for c in COLUMNS))
+
+    def _row(self, line: int, fields: list[str]) -> str:
+        assert self._pick is not None
+        if len(fields) != self._width:
+            raise CsvFormatError(
+                line, f"the row has {len(fields)} fields; the header has {self._width}"
+            )
+        fields.append("")
+        values = [v.strip() for v in self._pick(fields)]
+        self.rows += 1
+        raw = values[_CITIZEN_ID]
+        digits = raw.replace("-", "").replace(" ", "")
+        if len(digits) == 13 and digits.isascii() and digits.isdigit():
+            values[_CITIZEN_ID] = digits
+            crypto = (
+                "\\\\x" + self._vault.encrypt(digits).hex(),
+                "\\\\x" + self._vault.blind_index(digits).hex(),
+                mask_citizen_id(digits),
+            )
+        else:
+            crypto = (_NULL, _NULL, _NULL)
+        body = "\t".join(values)
+        if body.count("\t") != len(values) - 1 or any(s in body for s in _COPY_SPECIALS):
+            values = [_escape(v) for v in values]
+        head = values[: _CITIZEN_ID + 1]
+        tail = values[_CITIZEN_ID + 1 :]
+        return "\t".join((str(line), *head, *crypto, *tail)) + "\n"
