@@ -116,6 +116,16 @@ class ServiceUnavailable(PinpointError):
     status, slug, title = 503, "service-unavailable", "A service this needs is not answering"
 
 
+def refuse_nulls(given: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """A PATCH may leave these fields out, but not set them to null."""
+    nulled = [f for f in fields if f in given and given[f] is None]
+    if nulled:
+        raise Unprocessable(
+            f"{', '.join(nulled)} cannot be null",
+            errors=[FieldError(field=f, message="cannot be null") for f in nulled],
+        )
+
+
 def responses(*errors: type[PinpointError]) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route that may raise these errors."""
     merged: dict[int | str, dict[str, Any]] = {}

@@ -11,14 +11,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from shared.indicators import Dimension, LifeStage
 from shared.pagination import Page
+from shared.text import NoNul
 from shared.thai import AreaCode, AreaLevel, CitizenId
-
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold U+0000: refuse it here as a field error, not a 500 later.
-    if "\x00" in value:
-        raise ValueError("text cannot contain the NUL character")
-    return value
 
 
 def _not_in_the_future(value: date) -> date:
@@ -27,7 +21,6 @@ def _not_in_the_future(value: date) -> date:
     return value
 
 
-NoNul = AfterValidator(_no_nul)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), NoNul]

@@ -30,6 +30,7 @@ from shared.errors import (
     NotPermitted,
     ResourceNotFound,
     Unprocessable,
+    refuse_nulls,
 )
 from shared.events.registry import (
     HouseholdAssigned,
@@ -402,12 +403,7 @@ async def update_household(
         given["failed_indicators"] = await _check_indicators(ctx, given["failed_indicators"])
     if given.get("house_code") is not None:
         await _check_house_code(ctx, given["house_code"], other_than=household.id)
-    for required in ("area_code", "failed_indicators"):
-        if required in given and given[required] is None:
-            raise Unprocessable(
-                f"{required} cannot be null",
-                errors=[FieldError(field=required, message="cannot be null")],
-            )
+    refuse_nulls(given, ("area_code", "failed_indicators"))
 
     # Changes are recorded under the API's names (`location`, not the lat/lon columns).
     changes: dict[str, Any] = {}
@@ -605,12 +601,7 @@ async def update_person(
     _require_write(ctx.caller, household)
     check_version(person.version)
     given = body.model_dump(exclude_unset=True)
-    for required in ("first_name", "last_name", "disability", "welfare_card"):
-        if required in given and given[required] is None:
-            raise Unprocessable(
-                f"{required} cannot be null",
-                errors=[FieldError(field=required, message="cannot be null")],
-            )
+    refuse_nulls(given, ("first_name", "last_name", "disability", "welfare_card"))
     changes: dict[str, Any] = {}
     if "citizen_id" in given:
         citizen_id = given.pop("citizen_id")

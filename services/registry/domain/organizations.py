@@ -16,7 +16,7 @@ from services.registry.schemas import (
     OrganizationUpdate,
 )
 from shared.auth import OFFICER_ROLES, PERSONAL_DATA_ROLES
-from shared.errors import FieldError, NotPermitted, ResourceNotFound, Unprocessable
+from shared.errors import FieldError, NotPermitted, ResourceNotFound, Unprocessable, refuse_nulls
 from shared.events.registry import OrganizationChanged, OrganizationCreated
 from shared.thai import COUNTRY, AreaLevel, area_contains, area_level, parent_code
 
@@ -173,10 +173,7 @@ async def update_organization(
     organization = await _managed(ctx, organization_id)
     check_version(organization.version)
     given = body.model_dump(exclude_unset=True)
-    if "name" in given and given["name"] is None:
-        raise Unprocessable(
-            "name cannot be null", errors=[FieldError(field="name", message="cannot be null")]
-        )
+    refuse_nulls(given, ("name",))
     if given.get("parent_id") is not None:
         await _check_parent(ctx, given["parent_id"])
         await _check_no_cycle(ctx, organization, given["parent_id"])
