@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -108,6 +109,7 @@ async def service_resources(app: FastAPI, settings: ServiceSettings) -> AsyncIte
         bus,
         batch_size=settings.relay_batch_size,
         idle_seconds=settings.relay_idle_seconds,
+        retention=timedelta(hours=settings.outbox_retention_hours),
     )
     app.state.relay = relay
     if settings.relay_enabled:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -121,6 +122,9 @@ class Outbox:
         )
 
 
+PRUNE_EVERY_SECONDS = 60.0
+
+
 class OutboxRelay:
     """Publishes pending outbox rows to JetStream; run one per replica, as many as you like."""
 
@@ -132,12 +136,15 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_seconds: float = 0.5,
         ack_timeout: float = 10.0,
+        retention: timedelta | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.bus = bus
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
         self.ack_timeout = ack_timeout
+        self.retention = retention
+        self._next_prune = 0.0
         self._wake = asyncio.Event()
         bus.on_reconnect(self.wake)  # publish what waited as soon as NATS is back
 
@@ -198,11 +205,37 @@ class OutboxRelay:
             )
         return int(count or 0)
 
+    async def prune(self, older_than: timedelta, *, batch: int = 10_000) -> int:
+        """Delete up to `batch` rows published longer ago than `older_than` (oldest first).
+
+        The stream keeps every event; the outbox only has to hold what is not yet published.
+        """
+        table = OutboxMessage.__table__  # type: ignore[attr-defined]
+        oldest = (
+            sa.select(table.c.seq)
+            .where(table.c.sent_at < datetime.now(UTC) - older_than)
+            .order_by(table.c.seq)
+            .limit(batch)
+        )
+        async with transaction(self.sessionmaker) as session:
+            result = await run(session, sa.delete(table).where(table.c.seq.in_(oldest)))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def _prune_if_due(self) -> None:
+        if self.retention is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        try:
+            await self.prune(self.retention)
+        except Exception:  # the database is away: the relay already said so
+            logger.debug("outbox not pruned", exc_info=True)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, backing off while NATS or the database is away."""
         delay = self.idle_seconds
         failing = False
         while not stop.is_set():
+            await self._prune_if_due()
             self._wake.clear()
             try:
                 sent = await self.relay_once()

@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     consumer_enabled: bool = True
     relay_batch_size: int = 500
     relay_idle_seconds: float = 0.5
+    # Published outbox rows are kept this long (the streams keep the events for good).
+    outbox_retention_hours: float = 72.0
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> ServiceSettings:

@@ -7,6 +7,7 @@ import json
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -26,7 +27,7 @@ from shared.bus import Bus
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import EventData, stream_name
 from shared.outbox import Outbox, OutboxRelay
-from tests.conftest import eventually, registry_rows, running
+from tests.conftest import Servers, eventually, registry_rows, running
 
 
 class ThingHappened(EventData):
@@ -300,3 +301,35 @@ async def test_a_service_stops_promptly_while_nats_is_down(
         assert (await admin.get("/readyz")).status_code == 503  # the relay is retrying by now
         started = time.monotonic()
     assert time.monotonic() - started < 5
+
+
+async def test_published_rows_are_pruned_after_the_retention_and_pending_ones_never(
+    registry_settings: RegistrySettings, servers: Servers
+) -> None:
+    engine = create_engine(registry_settings)
+    sessionmaker = create_sessionmaker(engine)
+    bus = Bus(servers.nats.url, name="prune-test", namespace=registry_settings.events_namespace)
+    relay = OutboxRelay(sessionmaker, bus)
+    try:
+        async with transaction(sessionmaker) as session:
+            outbox = Outbox(session, source="test", namespace=registry_settings.events_namespace)
+            for n in range(3):
+                outbox.add(ThingHappened(n=n, note="old"), subject=str(n), area_code="24")
+        assert await relay.relay_once() == 3
+        await registry_rows(
+            registry_settings,
+            "UPDATE outbox SET sent_at = now() - interval '4 days' WHERE seq IN "
+            "(SELECT seq FROM outbox ORDER BY seq LIMIT 2)",
+        )
+        async with transaction(sessionmaker) as session:
+            Outbox(session, source="test").add(
+                ThingHappened(n=9, note="new"), subject="9", area_code="24"
+            )
+        assert await relay.prune(timedelta(hours=72)) == 2
+        rows = await registry_rows(
+            registry_settings, "SELECT sent_at IS NULL AS pending FROM outbox"
+        )
+        assert sorted(r["pending"] for r in rows) == [False, True]
+    finally:
+        await bus.close()
+        await engine.dispose()
