@@ -169,6 +169,7 @@ def up(
     nats_port: int = 4223,
     registry_port: Annotated[int, typer.Option(help="Port of the registry service")] = 8101,
     logbook_port: Annotated[int, typer.Option(help="Port of the logbook service")] = 8102,
+    analytics_port: Annotated[int, typer.Option(help="Port of the analytics service")] = 8103,
     host: str = "127.0.0.1",
     detach_check: Annotated[
         bool, typer.Option("--check", help="Start everything, check it answers, then stop (for CI)")
@@ -207,7 +208,7 @@ def up(
                 if count
                 else "[bold]demo[/] already loaded"
             )
-        ports = {"registry": registry_port, "logbook": logbook_port}
+        ports = {"registry": registry_port, "logbook": logbook_port, "analytics": analytics_port}
         table = Table("service", "url")
         for name, port in ports.items():
             env = {

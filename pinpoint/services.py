@@ -51,5 +51,6 @@ SERVICES: dict[str, ServiceSpec] = {
     for spec in (
         ServiceSpec("registry", "services.registry", 8101, "registry"),
         ServiceSpec("logbook", "services.logbook", 8102, "logbook"),
+        ServiceSpec("analytics", "services.analytics", 8103, "analytics"),
     )
 }

@@ -17,6 +17,9 @@ import pytest
 from fastapi import FastAPI
 
 from pinpoint.devservers import LocalNats, LocalPostgres, free_port
+from services.analytics.app import create_app as create_analytics
+from services.analytics.migrations import SCRIPT_LOCATION as ANALYTICS_MIGRATIONS
+from services.analytics.settings import AnalyticsSettings
 from services.logbook.app import create_app as create_logbook
 from services.logbook.migrations import SCRIPT_LOCATION as LOGBOOK_MIGRATIONS
 from services.logbook.settings import LogbookSettings
@@ -239,3 +242,31 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"not within {within}s: {what}")
         await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+async def analytics_template(servers: Servers) -> str:
+    name = "analytics_template"
+    await asyncio.to_thread(upgrade, ANALYTICS_MIGRATIONS, servers.database_url(name))
+    return name
+
+
+@pytest.fixture
+async def analytics_settings(
+    servers: Servers, analytics_template: str, registry_settings: RegistrySettings
+) -> AsyncIterator[AnalyticsSettings]:
+    """Analytics beside the test's registry and logbook, on the same streams."""
+    async with fresh_database(servers, analytics_template) as name:
+        yield AnalyticsSettings(
+            environment="test",
+            database_url=servers.database_url(name),
+            nats_url=servers.nats.url,
+            events_namespace=registry_settings.events_namespace,
+            database_pool_size=5,
+        )
+
+
+@pytest.fixture
+async def analytics_app(analytics_settings: AnalyticsSettings) -> AsyncIterator[FastAPI]:
+    async with running(create_analytics(analytics_settings)) as app:
+        yield app

@@ -1,0 +1,49 @@
+"""The analytics service's app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.analytics import events
+from services.analytics.api import routers
+from services.analytics.settings import AnalyticsSettings
+from shared.app import build_service_app
+from shared.consumer import Consumer, consuming
+
+
+def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
+    """Analytics as an ASGI app: progress by area, projected from the event streams."""
+    settings = settings or AnalyticsSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        consumers = [
+            Consumer(
+                app.state.bus,
+                app.state.sessionmaker,
+                stream="REGISTRY",
+                durable=events.REGISTRY_DURABLE,
+                handlers=events.REGISTRY_HANDLERS,
+            ),
+            Consumer(
+                app.state.bus,
+                app.state.sessionmaker,
+                stream="LOGBOOK",
+                durable=events.LOGBOOK_DURABLE,
+                handlers=events.LOGBOOK_HANDLERS,
+            ),
+        ]
+        app.state.consumers = consumers
+        async with consuming(consumers if settings.consumer_enabled else []):
+            yield
+
+    return build_service_app(
+        settings,
+        title="pinpoint analytics",
+        description="Progress by province, district and sub-district, from the event streams.",
+        routers=routers,
+        extra_lifespan=lifespan,
+    )

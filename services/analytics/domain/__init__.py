@@ -1,0 +1,1 @@
+"""How events become progress: facts per household and intervention, and their contributions."""

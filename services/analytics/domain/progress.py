@@ -1,0 +1,92 @@
+"""Progress of an area and of its children, read from the projections (never a recount)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from services.analytics.domain.contributions import ALL, STATUSES
+from services.analytics.repository import AnalyticsRepository
+from services.analytics.schemas import InterventionCounts, MenuTotals, Progress, Totals
+from shared.auth import Caller
+from shared.errors import ResourceNotFound
+from shared.indicators import Dimension
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _totals(row: Any | None) -> Totals:
+    if row is None:
+        return Totals(reached_ratio=None, graduated_ratio=None)
+    return Totals(
+        target_households=row.target_households,
+        reached_households=row.reached_households,
+        graduated_households=row.graduated_households,
+        interventions=InterventionCounts(**{s: getattr(row, s) for s in STATUSES}),
+        amount_thb=Decimal(row.amount_thb).quantize(Decimal("0.01")),
+        reached_ratio=_ratio(row.reached_households, row.target_households),
+        graduated_ratio=_ratio(row.graduated_households, row.target_households),
+    )
+
+
+def _progress(area: Any, rows: list[Any], menus: list[Any]) -> Progress:
+    by_dimension = {row.dimension: row for row in rows}
+    overall = by_dimension.get(ALL)
+    return Progress(
+        area_code=area.code,
+        level=area.level,
+        name_th=area.name_th,
+        name_en=area.name_en,
+        **_totals(overall).model_dump(),
+        dimensions={d.value: _totals(by_dimension.get(d.value)) for d in Dimension},
+        menus=[
+            MenuTotals(
+                menu_code=m.menu_code,
+                status=m.status,
+                interventions=m.interventions,
+                amount_thb=Decimal(m.amount_thb).quantize(Decimal("0.01")),
+            )
+            for m in menus
+            if m.interventions
+        ],
+        as_of=overall.as_of if overall is not None else None,
+    )
+
+
+async def _area(repo: AnalyticsRepository, caller: Caller, code: str) -> Any:
+    area = await repo.area(code) if caller.sees(code) else None
+    if area is None and caller.sees(code) and len(code) == 8:
+        seen = await repo.progress([code])
+        if seen:  # a village, known from the events about it
+            area = _Village(code)
+    if area is None:
+        raise ResourceNotFound(f"no area {code}")
+    return area
+
+
+class _Village:
+    def __init__(self, code: str) -> None:
+        self.code, self.level, self.name_th, self.name_en = code, "village", code, None
+
+
+async def area_progress(repo: AnalyticsRepository, caller: Caller, code: str) -> Progress:
+    """One area's totals, overall and by dimension, with its menus."""
+    area = await _area(repo, caller, code)
+    return _progress(area, list(await repo.progress([code])), list(await repo.menus(code)))
+
+
+async def children_progress(repo: AnalyticsRepository, caller: Caller, code: str) -> list[Progress]:
+    """One row per child area, sorted by graduated ratio (highest first), then code."""
+    area = await _area(repo, caller, code)
+    children: list[Any] = list(await repo.children(area.code))
+    if area.level == "subdistrict":
+        children += [_Village(c) for c in await repo.seen_children(area.code)]
+    rows = await repo.progress([c.code for c in children])
+    by_area: dict[str, list[Any]] = {}
+    for row in rows:
+        by_area.setdefault(row.area_code, []).append(row)
+    result = [_progress(child, by_area.get(child.code, []), []) for child in children]
+    result.sort(key=lambda p: (-(p.graduated_ratio or 0.0), p.area_code))
+    return result

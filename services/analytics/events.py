@@ -1,0 +1,249 @@
+"""What analytics consumes: every registry and logbook event that moves a total.
+
+Each handler loads the facts an event touches, changes them, and adds the difference of their
+contributions to the totals of every area above them: a few statements per event, no recount.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.analytics.domain.contributions import (
+    ALL,
+    STATUS_RANK,
+    Cell,
+    HouseholdFact,
+    InterventionFact,
+    areas_of,
+    difference,
+)
+from services.analytics.repository import AnalyticsRepository
+from shared.consumer import Handler
+from shared.events import Event
+from shared.events.logbook import (
+    InterventionRecorded,
+    InterventionStatusChanged,
+    InterventionSuperseded,
+)
+from shared.events.registry import HouseholdRegistered, HouseholdStatusChanged, HouseholdUpdated
+
+REGISTRY_DURABLE = "analytics-registry"
+LOGBOOK_DURABLE = "analytics-logbook"
+
+
+class Change:
+    """The totals' deltas that one event makes, written in one go at the end."""
+
+    def __init__(self, repo: AnalyticsRepository, event: Event) -> None:
+        self.repo = repo
+        self.event = event
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.menus: dict[tuple[str, str, str], tuple[int, Decimal]] = {}
+        for area in areas_of(event.area_code):  # as_of moves for every area the event is in
+            self.rows[(area, ALL)] = {}
+
+    def add(self, deltas: dict[Cell, int]) -> None:
+        for (area, dimension, measure), delta in deltas.items():
+            row = self.rows.setdefault((area, dimension), {})
+            row[measure] = row.get(measure, 0) + delta
+
+    def household(self, before: HouseholdFact | None, after: HouseholdFact) -> None:
+        self.add(difference(after.contribution(), before.contribution() if before else Counter()))
+
+    def intervention(self, before: InterventionFact | None, after: InterventionFact) -> None:
+        new_counts, new_amounts = after.contribution()
+        old_counts, old_amounts = before.contribution() if before else (Counter(), {})
+        for (area, key, status), delta in difference(new_counts, old_counts).items():
+            if key.startswith("menu:"):
+                menu = (area, key.removeprefix("menu:"), status)
+                count, amount = self.menus.get(menu, (0, Decimal(0)))
+                self.menus[menu] = (count + delta, amount)
+            else:
+                self.add({(area, key, status): delta})
+        for target in set(new_amounts) | set(old_amounts):
+            thb = new_amounts.get(target, Decimal(0)) - old_amounts.get(target, Decimal(0))
+            if not thb:
+                continue
+            area, key = target
+            if key.startswith("menu:"):
+                menu = (area, key.removeprefix("menu:"), "completed")
+                count, amount = self.menus.get(menu, (0, Decimal(0)))
+                self.menus[menu] = (count, amount + thb)
+            else:
+                row = self.rows.setdefault((area, key), {})
+                row["amount_thb"] = row.get("amount_thb", Decimal(0)) + thb
+
+    async def write(self) -> None:
+        await self.repo.add_to_areas(self.rows, self.event.time)
+        await self.repo.add_to_menus(self.menus)
+
+
+async def _household(
+    repo: AnalyticsRepository, household_id: UUID, area_code: str
+) -> tuple[HouseholdFact | None, HouseholdFact]:
+    before = await repo.household(household_id)
+    after = HouseholdFact(**vars(before)) if before else HouseholdFact(area_code=area_code)
+    after.live = dict(after.live)
+    return before, after
+
+
+async def on_household_registered(session: AsyncSession, event: Event) -> None:
+    data = HouseholdRegistered.model_validate(event.data)
+    repo, change = AnalyticsRepository(session), None
+    before, after = await _household(repo, data.household_id, data.area_code)
+    after.registered, after.area_code, after.dimensions = True, data.area_code, data.dimensions
+    after.status = after.status or data.status
+    change = Change(repo, event)
+    change.household(before, after)
+    await repo.save_household(data.household_id, after)
+    await change.write()
+
+
+async def on_household_updated(session: AsyncSession, event: Event) -> None:
+    data = HouseholdUpdated.model_validate(event.data)
+    repo = AnalyticsRepository(session)
+    before, after = await _household(repo, data.household_id, data.area_code)
+    after.area_code, after.dimensions = data.area_code, data.dimensions
+    change = Change(repo, event)
+    change.household(before, after)
+    await repo.save_household(data.household_id, after)
+    await change.write()
+
+
+async def on_household_status_changed(session: AsyncSession, event: Event) -> None:
+    data = HouseholdStatusChanged.model_validate(event.data)
+    repo = AnalyticsRepository(session)
+    before, after = await _household(repo, data.household_id, data.area_code)
+    after.status = data.to_status
+    change = Change(repo, event)
+    change.household(before, after)
+    await repo.save_household(data.household_id, after)
+    await change.write()
+
+
+async def _apply_intervention(
+    repo: AnalyticsRepository,
+    event: Event,
+    intervention_id: UUID,
+    before: InterventionFact | None,
+    after: InterventionFact,
+    change: Change,
+) -> None:
+    """Save an intervention's new fact, its totals and its household's live count."""
+    change.intervention(before, after)
+    was_live = before.live if before else False
+    if was_live != after.live:
+        household_before, household_after = await _household(
+            repo, after.household_id, after.area_code
+        )
+        count = household_after.live.get(after.dimension, 0) + (1 if after.live else -1)
+        household_after.live[after.dimension] = max(count, 0)
+        change.household(household_before, household_after)
+        await repo.save_household(after.household_id, household_after)
+    await repo.save_intervention(intervention_id, after)
+
+
+def _later(current: str | None, new: str) -> str:
+    if current is None or STATUS_RANK[new] > STATUS_RANK[current]:
+        return new
+    return current
+
+
+async def on_intervention_recorded(session: AsyncSession, event: Event) -> None:
+    data = InterventionRecorded.model_validate(event.data)
+    repo = AnalyticsRepository(session)
+    change = Change(repo, event)
+    before = await repo.intervention(data.intervention_id)
+    after = InterventionFact(
+        household_id=data.household_id,
+        area_code=data.area_code,
+        dimension=data.dimension,
+        menu_code=data.menu_code,
+        status=_later(before.status if before else None, data.status),
+        amount_thb=data.amount_thb,
+        superseded=before.superseded if before else False,
+    )
+    await _apply_intervention(repo, event, data.intervention_id, before, after, change)
+    if data.supersedes is not None:
+        await _supersede(repo, event, data.supersedes, change, fallback=None)
+    await change.write()
+
+
+async def _supersede(
+    repo: AnalyticsRepository,
+    event: Event,
+    intervention_id: UUID,
+    change: Change,
+    fallback: InterventionFact | None,
+) -> None:
+    before = await repo.intervention(intervention_id)
+    if before is None and fallback is None:
+        # Not heard of yet: remember it is superseded, so it never counts when it comes.
+        await repo.save_intervention(
+            intervention_id,
+            InterventionFact(
+                household_id=UUID(int=0),
+                area_code=event.area_code,
+                dimension="",
+                menu_code="",
+                status=None,
+                amount_thb=None,
+                superseded=True,
+            ),
+        )
+        return
+    base = before or fallback
+    assert base is not None
+    after = InterventionFact(**{**vars(base), "superseded": True})
+    await _apply_intervention(repo, event, intervention_id, before, after, change)
+
+
+async def on_intervention_superseded(session: AsyncSession, event: Event) -> None:
+    data = InterventionSuperseded.model_validate(event.data)
+    repo = AnalyticsRepository(session)
+    change = Change(repo, event)
+    fallback = InterventionFact(
+        household_id=data.household_id,
+        area_code=data.area_code,
+        dimension=data.dimension,
+        menu_code=data.menu_code,
+        status=None,
+        amount_thb=data.amount_thb,
+    )
+    await _supersede(repo, event, data.intervention_id, change, fallback)
+    await change.write()
+
+
+async def on_intervention_status_changed(session: AsyncSession, event: Event) -> None:
+    data = InterventionStatusChanged.model_validate(event.data)
+    repo = AnalyticsRepository(session)
+    change = Change(repo, event)
+    before = await repo.intervention(data.intervention_id)
+    base = before or InterventionFact(
+        household_id=data.household_id,
+        area_code=data.area_code,
+        dimension=data.dimension,
+        menu_code=data.menu_code,
+        status=None,
+        amount_thb=data.amount_thb,
+    )
+    after = InterventionFact(**{**vars(base), "status": _later(base.status, data.to_status)})
+    await _apply_intervention(repo, event, data.intervention_id, before, after, change)
+    await change.write()
+
+
+REGISTRY_HANDLERS: dict[str, Handler] = {
+    HouseholdRegistered.type: on_household_registered,
+    HouseholdUpdated.type: on_household_updated,
+    HouseholdStatusChanged.type: on_household_status_changed,
+}
+LOGBOOK_HANDLERS: dict[str, Handler] = {
+    InterventionRecorded.type: on_intervention_recorded,
+    InterventionStatusChanged.type: on_intervention_status_changed,
+    InterventionSuperseded.type: on_intervention_superseded,
+}

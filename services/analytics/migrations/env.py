@@ -1,0 +1,5 @@
+"""Alembic environment of the analytics database."""
+
+from shared.migrations import run_env
+
+run_env()

@@ -1,0 +1,271 @@
+"""Every query the analytics service makes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.analytics.domain.contributions import HouseholdFact, InterventionFact
+from shared.db import run
+
+metadata = sa.MetaData()
+areas = sa.Table(
+    "area",
+    metadata,
+    sa.Column("code", sa.Text, primary_key=True),
+    sa.Column("level", sa.Text),
+    sa.Column("name_th", sa.Text),
+    sa.Column("name_en", sa.Text),
+    sa.Column("parent_code", sa.Text),
+)
+household_facts = sa.Table(
+    "household_fact",
+    metadata,
+    sa.Column("household_id", sa.Uuid, primary_key=True),
+    sa.Column("area_code", sa.Text),
+    sa.Column("registered", sa.Boolean),
+    sa.Column("status", sa.Text),
+    sa.Column("dimensions", ARRAY(sa.Text)),
+    sa.Column("live", JSONB),
+)
+intervention_facts = sa.Table(
+    "intervention_fact",
+    metadata,
+    sa.Column("intervention_id", sa.Uuid, primary_key=True),
+    sa.Column("household_id", sa.Uuid),
+    sa.Column("area_code", sa.Text),
+    sa.Column("dimension", sa.Text),
+    sa.Column("menu_code", sa.Text),
+    sa.Column("status", sa.Text),
+    sa.Column("amount_thb", sa.Numeric(16, 2)),
+    sa.Column("superseded", sa.Boolean),
+)
+MEASURES = (
+    "target_households",
+    "reached_households",
+    "graduated_households",
+    "planned",
+    "in_progress",
+    "completed",
+    "cancelled",
+)
+area_progress = sa.Table(
+    "area_progress",
+    metadata,
+    sa.Column("area_code", sa.Text, primary_key=True),
+    sa.Column("dimension", sa.Text, primary_key=True),
+    *(sa.Column(m, sa.BigInteger) for m in MEASURES),
+    sa.Column("amount_thb", sa.Numeric(18, 2)),
+    sa.Column("as_of", sa.DateTime(timezone=True)),
+)
+menu_progress = sa.Table(
+    "menu_progress",
+    metadata,
+    sa.Column("area_code", sa.Text, primary_key=True),
+    sa.Column("menu_code", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("interventions", sa.BigInteger),
+    sa.Column("amount_thb", sa.Numeric(18, 2)),
+)
+
+
+class AnalyticsRepository:
+    """Reads and writes the projections; flushes, never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def household(self, household_id: UUID) -> HouseholdFact | None:
+        row = (
+            await run(
+                self.session,
+                sa.select(household_facts)
+                .where(household_facts.c.household_id == household_id)
+                .with_for_update(),
+            )
+        ).first()
+        if row is None:
+            return None
+        return HouseholdFact(
+            area_code=row.area_code,
+            registered=row.registered,
+            status=row.status,
+            dimensions=list(row.dimensions),
+            live=dict(row.live),
+        )
+
+    async def save_household(self, household_id: UUID, fact: HouseholdFact) -> None:
+        values = {
+            "household_id": household_id,
+            "area_code": fact.area_code,
+            "registered": fact.registered,
+            "status": fact.status,
+            "dimensions": fact.dimensions,
+            "live": fact.live,
+        }
+        statement = insert(household_facts).values(**values)
+        await run(
+            self.session,
+            statement.on_conflict_do_update(
+                index_elements=["household_id"],
+                set_={k: statement.excluded[k] for k in values if k != "household_id"},
+            ),
+        )
+
+    async def intervention(self, intervention_id: UUID) -> InterventionFact | None:
+        row = (
+            await run(
+                self.session,
+                sa.select(intervention_facts)
+                .where(intervention_facts.c.intervention_id == intervention_id)
+                .with_for_update(),
+            )
+        ).first()
+        if row is None:
+            return None
+        return InterventionFact(
+            household_id=row.household_id,
+            area_code=row.area_code,
+            dimension=row.dimension,
+            menu_code=row.menu_code,
+            status=row.status,
+            amount_thb=row.amount_thb,
+            superseded=row.superseded,
+        )
+
+    async def save_intervention(self, intervention_id: UUID, fact: InterventionFact) -> None:
+        values = {
+            "intervention_id": intervention_id,
+            "household_id": fact.household_id,
+            "area_code": fact.area_code,
+            "dimension": fact.dimension,
+            "menu_code": fact.menu_code,
+            "status": fact.status,
+            "amount_thb": fact.amount_thb,
+            "superseded": fact.superseded,
+        }
+        statement = insert(intervention_facts).values(**values)
+        await run(
+            self.session,
+            statement.on_conflict_do_update(
+                index_elements=["intervention_id"],
+                set_={k: statement.excluded[k] for k in values if k != "intervention_id"},
+            ),
+        )
+
+    async def add_to_areas(
+        self, rows: dict[tuple[str, str], dict[str, Any]], as_of: datetime
+    ) -> None:
+        """Add each (area, dimension) row's deltas to its totals, in one statement."""
+        if not rows:
+            return
+        keys = sorted(rows)
+        columns: dict[str, list[Any]] = {
+            "area_code": [a for a, _ in keys],
+            "dimension": [d for _, d in keys],
+        }
+        for measure in MEASURES:
+            columns[measure] = [rows[k].get(measure, 0) for k in keys]
+        columns["amount_thb"] = [rows[k].get("amount_thb", Decimal(0)) for k in keys]
+        source = sa.select(
+            sa.func.unnest(sa.cast(columns["area_code"], ARRAY(sa.Text))).label("area_code"),
+            sa.func.unnest(sa.cast(columns["dimension"], ARRAY(sa.Text))).label("dimension"),
+            *(sa.func.unnest(sa.cast(columns[m], ARRAY(sa.BigInteger))).label(m) for m in MEASURES),
+            sa.func.unnest(sa.cast(columns["amount_thb"], ARRAY(sa.Numeric))).label("amount_thb"),
+            sa.literal(as_of, sa.DateTime(timezone=True)).label("as_of"),
+        )
+        statement = insert(area_progress).from_select(
+            ["area_code", "dimension", *MEASURES, "amount_thb", "as_of"], source
+        )
+        updates: dict[str, Any] = {
+            m: area_progress.c[m] + statement.excluded[m] for m in (*MEASURES, "amount_thb")
+        }
+        updates["as_of"] = sa.func.greatest(area_progress.c.as_of, statement.excluded.as_of)
+        await run(
+            self.session,
+            statement.on_conflict_do_update(
+                index_elements=["area_code", "dimension"], set_=updates
+            ),
+        )
+
+    async def add_to_menus(self, rows: dict[tuple[str, str, str], tuple[int, Decimal]]) -> None:
+        if not rows:
+            return
+        keys = sorted(rows)
+        source = sa.select(
+            sa.func.unnest(sa.cast([k[0] for k in keys], ARRAY(sa.Text))).label("area_code"),
+            sa.func.unnest(sa.cast([k[1] for k in keys], ARRAY(sa.Text))).label("menu_code"),
+            sa.func.unnest(sa.cast([k[2] for k in keys], ARRAY(sa.Text))).label("status"),
+            sa.func.unnest(sa.cast([rows[k][0] for k in keys], ARRAY(sa.BigInteger))).label(
+                "interventions"
+            ),
+            sa.func.unnest(sa.cast([rows[k][1] for k in keys], ARRAY(sa.Numeric))).label(
+                "amount_thb"
+            ),
+        )
+        statement = insert(menu_progress).from_select(
+            ["area_code", "menu_code", "status", "interventions", "amount_thb"], source
+        )
+        await run(
+            self.session,
+            statement.on_conflict_do_update(
+                index_elements=["area_code", "menu_code", "status"],
+                set_={
+                    "interventions": menu_progress.c.interventions
+                    + statement.excluded.interventions,
+                    "amount_thb": menu_progress.c.amount_thb + statement.excluded.amount_thb,
+                },
+            ),
+        )
+
+    # Queries
+
+    async def area(self, code: str) -> Any:
+        return (await run(self.session, sa.select(areas).where(areas.c.code == code))).first()
+
+    async def children(self, code: str) -> Sequence[Any]:
+        return (
+            await run(
+                self.session,
+                sa.select(areas).where(areas.c.parent_code == code).order_by(areas.c.code),
+            )
+        ).all()
+
+    async def progress(self, codes: Sequence[str]) -> Sequence[Any]:
+        return (
+            await run(
+                self.session, sa.select(area_progress).where(area_progress.c.area_code.in_(codes))
+            )
+        ).all()
+
+    async def menus(self, code: str) -> Sequence[Any]:
+        return (
+            await run(
+                self.session,
+                sa.select(menu_progress)
+                .where(menu_progress.c.area_code == code)
+                .order_by(menu_progress.c.menu_code, menu_progress.c.status),
+            )
+        ).all()
+
+    async def seen_children(self, code: str) -> Sequence[str]:
+        """Villages (known only from events) under a sub-district."""
+        rows = (
+            await run(
+                self.session,
+                sa.select(area_progress.c.area_code)
+                .distinct()
+                .where(
+                    area_progress.c.area_code.like(f"{code}__"),
+                    sa.func.length(area_progress.c.area_code) == len(code) + 2,
+                ),
+            )
+        ).all()
+        return [r[0] for r in rows]
