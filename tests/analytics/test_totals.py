@@ -8,9 +8,12 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import nats
 from fastapi import FastAPI
 
+from services.analytics.events import LOGBOOK_DURABLE, REGISTRY_DURABLE
 from services.logbook.settings import LogbookSettings
+from shared.events import stream_name
 from shared.indicators import INDICATORS_BY_CODE
 from tests.conftest import ClientFactory, eventually
 from tests.logbook.support import VISIT, organization, wait_known
@@ -78,12 +81,11 @@ def _actual(progress: dict[str, Any]) -> dict[str, Any]:
     } | {"income_target": progress["dimensions"]["income"]["target_households"]}
 
 
-async def test_progress_equals_the_totals_of_the_services_own_records(
-    as_caller: ClientFactory,
-    logbook_as: ClientFactory,
-    logbook_settings: LogbookSettings,
-    analytics_app: FastAPI,
-) -> None:
+async def _history(
+    as_caller: ClientFactory, logbook_as: ClientFactory, logbook_settings: LogbookSettings
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Registrations, visits, interventions with status changes, a correction, a
+    cancellation and a graduation across two districts; returns the services' records."""
     admin = as_caller("national_admin", "TH")
     teams = {sub: await organization(admin, area=sub) for sub in ("240101", "240102", "240201")}
     ids = []
@@ -155,6 +157,31 @@ async def test_progress_equals_the_totals_of_the_services_own_records(
         for h in await _all(admin, "/v1/households")
     ]
     interventions = await _all(logbook_as("national_admin", "TH"), "/v1/interventions")
+    return households, interventions
+
+
+async def _progress_matches(
+    analyst: httpx.AsyncClient,
+    households: list[dict[str, Any]],
+    interventions: list[dict[str, Any]],
+) -> None:
+    for area in ("TH", "24", "2401", "2402", "240101", "240102", "240201"):
+        expected = _expected(households, interventions, area)
+
+        async def matches(area: str = area, expected: dict[str, Any] = expected) -> bool:
+            response = await analyst.get(f"/v1/progress/{area}")
+            return response.status_code == 200 and _actual(response.json()) == expected
+
+        await eventually(matches, what=f"progress of {area} equal to the records")
+
+
+async def test_progress_equals_the_totals_of_the_services_own_records(
+    as_caller: ClientFactory,
+    logbook_as: ClientFactory,
+    logbook_settings: LogbookSettings,
+    analytics_app: FastAPI,
+) -> None:
+    households, interventions = await _history(as_caller, logbook_as, logbook_settings)
     analyst = as_caller("analyst", "TH", app=analytics_app)
     assert _expected(households, interventions, "TH") == {
         "target_households": 5,
@@ -165,18 +192,52 @@ async def test_progress_equals_the_totals_of_the_services_own_records(
         "income_target": 3,
     }
 
-    for area in ("TH", "24", "2401", "2402", "240101", "240102", "240201"):
-        expected = _expected(households, interventions, area)
-
-        async def matches(area: str = area, expected: dict[str, Any] = expected) -> bool:
-            response = await analyst.get(f"/v1/progress/{area}")
-            return response.status_code == 200 and _actual(response.json()) == expected
-
-        await eventually(matches, what=f"progress of {area} equal to the records")
-
+    await _progress_matches(analyst, households, interventions)
     children = (await analyst.get("/v1/progress/24/children")).json()
     assert len(children) == 11
     assert children[0]["area_code"] == "2401"  # the only district with a graduate
     csv_text = (await analyst.get("/v1/progress/24/children", params={"format": "csv"})).text
     assert csv_text.splitlines()[0].startswith("area_code,name_th")
     assert len(csv_text.splitlines()) == 12
+
+
+async def test_every_event_delivered_twice_changes_no_total(
+    as_caller: ClientFactory,
+    logbook_as: ClientFactory,
+    logbook_settings: LogbookSettings,
+    analytics_app: FastAPI,
+) -> None:
+    households, interventions = await _history(as_caller, logbook_as, logbook_settings)
+    analyst = as_caller("analyst", "TH", app=analytics_app)
+    await _progress_matches(analyst, households, interventions)
+    before = {a: (await analyst.get(f"/v1/progress/{a}")).json() for a in ("TH", "2401")}
+
+    namespace = logbook_settings.events_namespace
+    nc = await nats.connect(logbook_settings.nats_url)
+    try:
+        js = nc.jetstream()
+        for stream in ("REGISTRY", "LOGBOOK"):
+            name = stream_name(stream, namespace)
+            last = (await js.stream_info(name)).state.last_seq
+            for seq in range(1, last + 1):
+                message = await js.get_msg(name, seq)
+                # A new message id gets past the stream's duplicate window: only the
+                # consumers' own idempotency stands between the copy and the totals.
+                await js.publish(
+                    message.subject, message.data, headers={"Nats-Msg-Id": f"again-{stream}-{seq}"}
+                )
+
+        async def caught_up() -> bool:
+            for stream, durable in (("REGISTRY", REGISTRY_DURABLE), ("LOGBOOK", LOGBOOK_DURABLE)):
+                name = stream_name(stream, namespace)
+                last = (await js.stream_info(name)).state.last_seq
+                info = await js.consumer_info(name, durable)
+                if info.delivered.stream_seq < last or info.num_ack_pending:
+                    return False
+            return True
+
+        await eventually(caught_up, what="analytics handed every copy")
+    finally:
+        await nc.close()
+    after = {a: (await analyst.get(f"/v1/progress/{a}")).json() for a in ("TH", "2401")}
+    assert after == before
