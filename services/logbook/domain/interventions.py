@@ -89,6 +89,24 @@ def _recorded(row: Intervention) -> InterventionRecorded:
     )
 
 
+async def _append(ctx: Context, row: Intervention, *, note: str | None) -> None:
+    """Write a new entry with its first status, and publish it."""
+    ctx.repo.add(row)
+    await ctx.repo.flush()
+    ctx.repo.add(
+        InterventionStatusChange(
+            intervention_id=row.id,
+            household_id=row.household_id,
+            from_status=None,
+            to_status=row.status,
+            note=note,
+            changed_by=ctx.caller.subject,
+        )
+    )
+    ctx.publish(_recorded(row), subject=row.id, area_code=row.area_code)
+    await ctx.repo.flush()
+
+
 async def record_intervention(ctx: Context, body: InterventionCreate) -> InterventionPublic:
     """Record help planned or given to a household."""
     household = await writable_household(ctx, body.household_id)
@@ -107,20 +125,7 @@ async def record_intervention(ctx: Context, body: InterventionCreate) -> Interve
         area_code=household.area_code,
         recorded_by=ctx.caller.subject,
     )
-    ctx.repo.add(row)
-    await ctx.repo.flush()
-    ctx.repo.add(
-        InterventionStatusChange(
-            intervention_id=row.id,
-            household_id=household.id,
-            from_status=None,
-            to_status=row.status,
-            note=None,
-            changed_by=ctx.caller.subject,
-        )
-    )
-    ctx.publish(_recorded(row), subject=row.id, area_code=row.area_code)
-    await ctx.repo.flush()
+    await _append(ctx, row, note=None)
     return public(row)
 
 
@@ -226,18 +231,6 @@ async def correct(
         supersedes=old.id,
         recorded_by=ctx.caller.subject,
     )
-    ctx.repo.add(new)
-    await ctx.repo.flush()
-    ctx.repo.add(
-        InterventionStatusChange(
-            intervention_id=new.id,
-            household_id=household.id,
-            from_status=None,
-            to_status=new.status,
-            note=f"correction of {old.id}: {body.reason}",
-            changed_by=ctx.caller.subject,
-        )
-    )
     ctx.publish(
         InterventionSuperseded(
             intervention_id=old.id,
@@ -252,8 +245,7 @@ async def correct(
         subject=old.id,
         area_code=old.area_code,
     )
-    ctx.publish(_recorded(new), subject=new.id, area_code=new.area_code)
-    await ctx.repo.flush()
+    await _append(ctx, new, note=f"correction of {old.id}: {body.reason}")
     return public(new)
 
 
