@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -61,9 +61,28 @@ def servers() -> Iterator[Servers]:
 @pytest.fixture(scope="session")
 async def registry_template(servers: Servers) -> str:
     """A migrated registry database that each test copies (much faster than migrating)."""
-    name = "registry_template"
-    await asyncio.to_thread(upgrade, REGISTRY_MIGRATIONS, servers.database_url(name))
+    return await migrated(servers, "registry_template", REGISTRY_MIGRATIONS)
+
+
+async def migrated(servers: Servers, name: str, script_location: Path) -> str:
+    await asyncio.to_thread(upgrade, script_location, servers.database_url(name))
     return name
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def settings_for(cls: type[S], servers: Servers, database: str, namespace: str, **extra: Any) -> S:
+    """A service's settings for one test: its own database, the test's stream namespace."""
+    return cls(
+        environment="test",
+        database_url=servers.database_url(database),
+        nats_url=servers.nats.url,
+        events_namespace=namespace,
+        relay_idle_seconds=0.05,
+        database_pool_size=5,
+        **extra,
+    )
 
 
 @asynccontextmanager
@@ -89,14 +108,7 @@ async def registry_settings(
     servers: Servers, registry_template: str
 ) -> AsyncIterator[RegistrySettings]:
     async with fresh_database(servers, registry_template) as name:
-        yield RegistrySettings(
-            environment="test",
-            database_url=servers.database_url(name),
-            nats_url=servers.nats.url,
-            events_namespace=f"{name}.",
-            relay_idle_seconds=0.05,
-            database_pool_size=5,
-        )
+        yield settings_for(RegistrySettings, servers, name, f"{name}.")
 
 
 @asynccontextmanager
@@ -182,9 +194,8 @@ registry_rows = db_rows
 
 @pytest.fixture(scope="session")
 async def logbook_template(servers: Servers) -> str:
-    name = "logbook_template"
-    await asyncio.to_thread(upgrade, LOGBOOK_MIGRATIONS, servers.database_url(name))
-    return name
+    """A migrated logbook database that each test copies (much faster than migrating)."""
+    return await migrated(servers, "logbook_template", LOGBOOK_MIGRATIONS)
 
 
 @pytest.fixture
@@ -193,14 +204,12 @@ async def logbook_settings(
 ) -> AsyncIterator[LogbookSettings]:
     """The logbook beside the test's registry, on the same streams."""
     async with fresh_database(servers, logbook_template) as name:
-        yield LogbookSettings(
-            environment="test",
-            database_url=servers.database_url(name),
-            nats_url=servers.nats.url,
-            events_namespace=registry_settings.events_namespace,
+        yield settings_for(
+            LogbookSettings,
+            servers,
+            name,
+            registry_settings.events_namespace,
             registry_url="http://registry",
-            relay_idle_seconds=0.05,
-            database_pool_size=5,
         )
 
 
@@ -246,9 +255,8 @@ async def eventually(
 
 @pytest.fixture(scope="session")
 async def analytics_template(servers: Servers) -> str:
-    name = "analytics_template"
-    await asyncio.to_thread(upgrade, ANALYTICS_MIGRATIONS, servers.database_url(name))
-    return name
+    """A migrated analytics database that each test copies (much faster than migrating)."""
+    return await migrated(servers, "analytics_template", ANALYTICS_MIGRATIONS)
 
 
 @pytest.fixture
@@ -257,13 +265,7 @@ async def analytics_settings(
 ) -> AsyncIterator[AnalyticsSettings]:
     """Analytics beside the test's registry and logbook, on the same streams."""
     async with fresh_database(servers, analytics_template) as name:
-        yield AnalyticsSettings(
-            environment="test",
-            database_url=servers.database_url(name),
-            nats_url=servers.nats.url,
-            events_namespace=registry_settings.events_namespace,
-            database_pool_size=5,
-        )
+        yield settings_for(AnalyticsSettings, servers, name, registry_settings.events_namespace)
 
 
 @pytest.fixture
