@@ -80,3 +80,9 @@ async def run(session: AsyncSession, statement: Executable) -> Result[Any]:
     """Run a Core statement in the session's transaction (SQLModel's `exec` wants its own types)."""
     connection = await session.connection()
     return await connection.execute(statement)
+
+
+def starts_with(column: Any, prefix: str) -> Any:
+    """`column LIKE 'prefix%'` with the prefix's own wildcards escaped (uses a pattern index)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped + "%", escape="\\")

@@ -23,6 +23,7 @@ from services.logbook.models import (
     PersonRef,
     Visit,
 )
+from shared.db import starts_with
 
 OPEN_STATUSES = ("planned", "in_progress")
 # With DISTINCT ON (household_id): each household's most recent visit.
@@ -31,10 +32,6 @@ _LATEST_VISIT_FIRST = (
     col(Visit.visited_at).desc(),
     col(Visit.id).desc(),
 )
-
-
-def _prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 class LogbookRepository:
@@ -188,7 +185,7 @@ class LogbookRepository:
     ) -> Sequence[Intervention]:
         query = (
             select(Intervention)
-            .where(col(Intervention.area_code).like(_prefix(area_prefix), escape="\\"))
+            .where(starts_with(col(Intervention.area_code), area_prefix))
             .order_by(col(Intervention.id))
             .limit(limit)
         )
@@ -254,7 +251,7 @@ class LogbookRepository:
             .outerjoin(last_visit, last_visit.c.household_id == HouseholdRef.id)
             .where(
                 HouseholdRef.mentor_team_id == team_id,
-                col(HouseholdRef.area_code).like(_prefix(area_prefix), escape="\\"),
+                starts_with(col(HouseholdRef.area_code), area_prefix),
                 col(HouseholdRef.status).in_(("target", "in_progress")),
             )
             .order_by(

@@ -22,6 +22,7 @@ from services.registry.models import (
     PiiAccess,
     StatusChange,
 )
+from shared.db import starts_with
 from shared.errors import Conflict
 
 # Unique constraints a concurrent request can win the race for, after our own checks passed.
@@ -30,10 +31,6 @@ _UNIQUE_CONFLICTS = {
     "household_house_code": "the house code belongs to another household",
     "area_pkey": "the area exists already",
 }
-
-
-def _prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 class RegistryRepository:
@@ -111,7 +108,7 @@ class RegistryRepository:
         after: UUID | None,
         limit: int,
     ) -> Sequence[Organization]:
-        in_area = col(Organization.area_code).like(_prefix(area_prefix), escape="\\")
+        in_area = starts_with(col(Organization.area_code), area_prefix)
         visible = (
             sa.or_(in_area, col(Organization.area_code).in_(ancestors)) if ancestors else in_area
         )
@@ -168,7 +165,7 @@ class RegistryRepository:
     ) -> Sequence[Household]:
         query = (
             select(Household)
-            .where(col(Household.area_code).like(_prefix(area_prefix), escape="\\"))
+            .where(starts_with(col(Household.area_code), area_prefix))
             .order_by(col(Household.id))
             .limit(limit)
         )

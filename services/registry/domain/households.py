@@ -41,7 +41,7 @@ from shared.events.registry import (
     PersonChanged,
 )
 from shared.indicators import Dimension, dimensions_of, life_stage
-from shared.thai import COUNTRY, AreaLevel, area_contains, area_level, mask_citizen_id
+from shared.thai import AreaLevel, area_contains, area_level, mask_citizen_id
 
 S = HouseholdStatus
 EXITS = frozenset({S.moved, S.deceased, S.refused, S.duplicate})
@@ -368,12 +368,9 @@ async def list_households(
 ) -> list[HouseholdPublic]:
     """Households inside both the caller's scope and the asked area, by id."""
     _require_personal_data(ctx.caller)
-    prefix = ctx.caller.scope_prefix()
-    if area_code is not None and area_code != COUNTRY:
-        if ctx.caller.sees(area_code):
-            prefix = area_code  # inside the scope: narrow to it
-        elif not area_contains(area_code, ctx.caller.area):
-            return []  # beside the scope: nothing the caller may see
+    prefix = ctx.caller.listing_prefix(area_code)
+    if prefix is None:
+        return []  # beside the scope: nothing the caller may see
     codes = await ctx.repo.indicator_codes_of_dimension(dimension.value) if dimension else None
     rows = await ctx.repo.list_households(
         area_prefix=prefix,
