@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -15,9 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.bus import Bus
+from shared.consumer import consumers_ready
 from shared.db import create_engine, create_sessionmaker, database_ready
 from shared.errors import PayloadTooLarge, install_error_handlers, problem_response
-from shared.health import health_router
+from shared.health import ReadinessCheck, health_router
 from shared.idempotency import IdempotencyMiddleware
 from shared.logging import install_request_id
 from shared.metrics import install_metrics
@@ -145,7 +146,7 @@ def build_service_app(
     description: str,
     routers: Sequence[APIRouter],
     extra_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
-    readiness: dict[str, Callable[[Request], Awaitable[bool]]] | None = None,
+    readiness: dict[str, ReadinessCheck] | None = None,
     streamed_bodies: dict[str, int] | None = None,
 ) -> FastAPI:
     """A FastAPI app with pinpoint's conventions: problem+json, request IDs, metrics, health.
@@ -174,7 +175,14 @@ def build_service_app(
     install_metrics(app, settings.service_name)
     install_request_id(app)
     app.include_router(
-        health_router({"database": _database_ready, "nats": _nats_ready, **(readiness or {})})
+        health_router(
+            {
+                "database": _database_ready,
+                "nats": _nats_ready,
+                "consumers": consumers_ready,
+                **(readiness or {}),
+            }
+        )
     )
     for router in routers:
         app.include_router(router)

@@ -1,9 +1,11 @@
 """Durable JetStream pull consumers that apply each event exactly once in effect.
 
-Each event is applied in one database transaction together with the record of its id, and
-acked only after that commit: a redelivered or duplicated event changes nothing. An event that
-keeps failing goes to the dead-letter table after `max_deliver` tries and the consumer moves on.
-A consumer ignores event types it does not know.
+Each event is applied in a database transaction together with the record of its id, and
+acked only after that commit: a redelivered or duplicated event changes nothing. A fetched batch
+is applied in one transaction (one commit for up to `batch_size` events); if any event in it
+fails, the batch is rolled back and its events are applied one by one, so one bad event never
+holds up the others. An event that keeps failing goes to the dead-letter table after
+`max_deliver` tries and the consumer moves on. A consumer ignores event types it does not know.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import FastAPI, Request
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import Gauge
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -28,10 +34,24 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.bus import Bus
 from shared.db import run, transaction
 from shared.events import Event, stream_name
+from shared.health import CheckResult
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+# Runs once per transaction, after its events' handlers and before the commit.
+BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+
+CONSUMER_LAG = Gauge(
+    "pinpoint_consumer_lag",
+    "Events in the stream not yet delivered to the consumer",
+    ["service", "consumer"],
+)
+CONSUMER_EVENT_AGE = Gauge(
+    "pinpoint_consumer_newest_event_age_seconds",
+    "Age of the newest event the consumer applied (time since it happened)",
+    ["service", "consumer"],
+)
 
 metadata = sa.MetaData()
 processed_events = sa.Table(
@@ -86,6 +106,10 @@ def consumer_tables_ddl(op: Any) -> None:
     )
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class Consumer:
     """One durable pull consumer of one stream, shared by every replica of a service."""
 
@@ -97,7 +121,8 @@ class Consumer:
         stream: str,
         durable: str,
         handlers: dict[str, Handler],
-        batch_size: int = 100,
+        before_commit: BeforeCommit | None = None,
+        batch_size: int = 200,
         max_deliver: int = 5,
         ack_wait: float = 30.0,
     ) -> None:
@@ -106,10 +131,35 @@ class Consumer:
         self.stream = stream_name(stream, bus.namespace)
         self.durable = durable
         self.handlers = handlers
+        self.before_commit = before_commit
         self.batch_size = batch_size
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
         self.applied = 0
+        # What /readyz and /metrics report.
+        self.state = "starting"
+        self.pending: int | None = None
+        self.newest_event_time: datetime | None = None
+        self.last_error: str | None = None
+        service = bus.name or "pinpoint"
+        self._lag = CONSUMER_LAG.labels(service, durable)
+        CONSUMER_EVENT_AGE.labels(service, durable).set_function(self.newest_event_age)
+
+    def newest_event_age(self) -> float:
+        """Seconds since the newest applied event happened (0 before any)."""
+        if self.newest_event_time is None:
+            return 0.0
+        return max((datetime.now(UTC) - self.newest_event_time).total_seconds(), 0.0)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "state": self.state,
+            "pending": self.pending,
+            "applied": self.applied,
+            "newest_event_age_seconds": round(self.newest_event_age(), 3),
+            "last_error": self.last_error,
+        }
 
     async def _subscribe(self) -> Any:
         js = await self.bus.jetstream()
@@ -133,9 +183,11 @@ class Consumer:
                 try:
                     if subscription is None:
                         subscription = await self._subscribe()
+                        self.state = "consuming"
                     messages = await self._fetch(subscription, stop)
-                    for message in messages:
-                        await self.handle(message)
+                    await self.handle_batch(messages)
+                    self.pending = messages[-1].metadata.num_pending if messages else 0
+                    self._lag.set(self.pending)
                     delay = 0.5
                 except asyncio.CancelledError:
                     raise
@@ -143,10 +195,12 @@ class Consumer:
                     logger.warning(
                         "consumer %s failed, will retry: %r", self.durable, exc, exc_info=True
                     )
+                    self.state, self.last_error = "retrying", repr(exc)[:500]
                     subscription = None
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
         finally:
+            self.state = "stopped"
             if subscription is not None:
                 # Left subscribed, the connection's drain would wait out its whole timeout.
                 with contextlib.suppress(Exception):
@@ -169,6 +223,70 @@ class Consumer:
             return []
         return messages
 
+    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> int:
+        """Apply the events this consumer has not applied yet, in order, inside `session`'s
+        transaction; record their ids there too. Returns how many were applied."""
+        known = [event for event in events if event.type in self.handlers]
+        if not known:
+            return 0
+        first_time = set(
+            (
+                await session.exec(
+                    insert(processed_events)
+                    .values([{"consumer": self.durable, "event_id": e.id} for e in known])
+                    .on_conflict_do_nothing()
+                    .returning(processed_events.c.event_id)
+                )
+            ).scalars()
+        )
+        applied = 0
+        for event in known:
+            if event.id in first_time:
+                first_time.discard(event.id)  # a copy later in the same batch is a duplicate
+                await self.handlers[event.type](session, event)
+                applied += 1
+        if applied and self.before_commit is not None:
+            await self.before_commit(session)
+        return applied
+
+    def _applied(self, events: Sequence[Event], count: int) -> None:
+        self.applied += count
+        newest = max((_aware(e.time) for e in events), default=None)
+        if newest is None:
+            return
+        if self.newest_event_time is None or newest > self.newest_event_time:
+            self.newest_event_time = newest
+
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
+        """Apply a batch in one transaction and ack it; on any failure, one by one."""
+        parsed: list[tuple[Msg, Event]] = []
+        for message in messages:
+            try:
+                parsed.append((message, Event.model_validate_json(message.data)))
+            except ValidationError as exc:
+                await self._dead_letter(message, None, f"not an event envelope: {exc}")
+        if not parsed:
+            return
+        events = [event for _, event in parsed]
+        started = time.perf_counter()
+        try:
+            async with transaction(self.sessionmaker) as session:
+                count = await self.apply(session, events)
+        except Exception as exc:
+            logger.info(
+                "batch of %s failed in %s, applying one by one: %r",
+                len(parsed),
+                self.durable,
+                exc,
+            )
+            for message, event in parsed:
+                await self._handle_one(message, event)
+            return
+        self._applied(events, count)
+        for message, _ in parsed:
+            await message.ack()
+        logger.debug("applied %s events in %.1f ms", count, (time.perf_counter() - started) * 1000)
+
     async def handle(self, message: Msg) -> None:
         """Apply one message and ack it; nak it to retry; dead-letter it after the last try."""
         try:
@@ -176,19 +294,12 @@ class Consumer:
         except ValidationError as exc:
             await self._dead_letter(message, None, f"not an event envelope: {exc}")
             return
-        handler = self.handlers.get(event.type)
+        await self._handle_one(message, event)
+
+    async def _handle_one(self, message: Msg, event: Event) -> None:
         try:
-            if handler is not None:
-                async with transaction(self.sessionmaker) as session:
-                    first_time = await session.exec(
-                        insert(processed_events)
-                        .values(consumer=self.durable, event_id=event.id)
-                        .on_conflict_do_nothing()
-                        .returning(processed_events.c.event_id)
-                    )
-                    if first_time.first() is not None:
-                        await handler(session, event)
-                        self.applied += 1
+            async with transaction(self.sessionmaker) as session:
+                count = await self.apply(session, [event])
         except Exception as exc:
             attempts = message.metadata.num_delivered
             if attempts >= self.max_deliver:
@@ -202,6 +313,7 @@ class Consumer:
                 )
                 await message.nak(delay=min(0.2 * 2**attempts, 10))
             return
+        self._applied([event], count)
         await message.ack()
 
     async def _dead_letter(self, message: Msg, event: Event | None, error: str) -> None:
@@ -252,8 +364,12 @@ async def dead_letter_rows(
 
 
 @asynccontextmanager
-async def consuming(consumers: list[Consumer]) -> AsyncIterator[None]:
-    """Run consumers in the background for the life of a block; stop them between messages."""
+async def consuming(app: FastAPI, consumers: list[Consumer]) -> AsyncIterator[None]:
+    """Run consumers in the background for the life of a block; stop them between messages.
+
+    They are kept on `app.state.consumers`, where `/readyz` finds them.
+    """
+    app.state.consumers = consumers
     stop = asyncio.Event()
     tasks = [asyncio.create_task(c.run(stop), name=f"consumer-{c.durable}") for c in consumers]
     try:
@@ -266,3 +382,12 @@ async def consuming(consumers: list[Consumer]) -> AsyncIterator[None]:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+async def consumers_ready(request: Request) -> CheckResult:
+    """Ready when every consumer is subscribed; the detail shows each one's lag and state."""
+    consumers: list[Consumer] = getattr(request.app.state, "consumers", [])
+    return CheckResult(
+        ok=all(c.state == "consuming" for c in consumers),
+        detail={c.durable: c.status() for c in consumers},
+    )

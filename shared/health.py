@@ -1,13 +1,24 @@
-"""`/healthz` (the process is alive) and `/readyz` (its database and NATS answer)."""
+"""`/healthz` (the process is alive) and `/readyz` (its database, NATS and workers answer)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-ReadinessCheck = Callable[[Request], Awaitable[bool]]
+
+@dataclass
+class CheckResult:
+    """A readiness check's verdict with what an operator needs to see behind it."""
+
+    ok: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+ReadinessCheck = Callable[[Request], Awaitable[bool | CheckResult]]
 
 
 def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
@@ -19,14 +30,18 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
 
     @router.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        results = {name: await check(request) for name, check in checks.items()}
-        ready = all(results.values())
-        return JSONResponse(
-            {
-                "status": "ready" if ready else "not_ready",
-                "checks": {k: "ok" if v else "failing" for k, v in results.items()},
-            },
-            status_code=200 if ready else 503,
-        )
+        results = {}
+        for name, check in checks.items():
+            result = await check(request)
+            results[name] = result if isinstance(result, CheckResult) else CheckResult(result)
+        ready = all(result.ok for result in results.values())
+        body: dict[str, Any] = {
+            "status": "ready" if ready else "not_ready",
+            "checks": {name: "ok" if r.ok else "failing" for name, r in results.items()},
+        }
+        details = {name: r.detail for name, r in results.items() if r.detail}
+        if details:
+            body["details"] = details
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return router

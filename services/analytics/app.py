@@ -27,6 +27,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 stream="REGISTRY",
                 durable=events.REGISTRY_DURABLE,
                 handlers=events.REGISTRY_HANDLERS,
+                before_commit=events.write_totals,
             ),
             Consumer(
                 app.state.bus,
@@ -34,10 +35,10 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 stream="LOGBOOK",
                 durable=events.LOGBOOK_DURABLE,
                 handlers=events.LOGBOOK_HANDLERS,
+                before_commit=events.write_totals,
             ),
         ]
-        app.state.consumers = consumers
-        async with consuming(consumers if settings.consumer_enabled else []):
+        async with consuming(app, consumers if settings.consumer_enabled else []):
             yield
 
     return build_service_app(

@@ -7,6 +7,7 @@ contributions to the totals of every area above them: a few statements per event
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -32,55 +33,104 @@ from shared.events.logbook import (
 )
 from shared.events.registry import HouseholdRegistered, HouseholdStatusChanged, HouseholdUpdated
 
+# Months are Thai calendar months: an intervention completed at 00:30 on the 1st, Bangkok
+# time, counts in that month.
+THAI_TIME = timezone(timedelta(hours=7))
 REGISTRY_DURABLE = "analytics-registry"
 LOGBOOK_DURABLE = "analytics-logbook"
 
 
-class Change:
-    """The totals' deltas that one event makes, written in one go at the end."""
+class Totals:
+    """Every delta of one transaction's events, written in a few statements before it commits.
 
-    def __init__(self, repo: AnalyticsRepository, event: Event) -> None:
-        self.repo = repo
-        self.event = event
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+    Deltas of many events to the same (area, dimension) add up here first, so a batch of
+    events costs one upsert per table, however many events it holds.
+    """
+
+    KEY = "analytics.totals"
+
+    def __init__(self) -> None:
+        self.areas: dict[tuple[str, str], dict[str, Any]] = {}
+        self.as_of: dict[tuple[str, str], datetime] = {}
+        self.months: dict[tuple[str, str, date], dict[str, Any]] = {}
         self.menus: dict[tuple[str, str, str], tuple[int, Decimal]] = {}
+
+    @classmethod
+    def of(cls, session: AsyncSession) -> Totals:
+        totals = session.info.get(cls.KEY)
+        if totals is None:
+            totals = session.info[cls.KEY] = cls()
+        return totals
+
+    async def write(self, session: AsyncSession) -> None:
+        repo = AnalyticsRepository(session)
+        await repo.add_to_areas(self.areas, self.as_of)
+        await repo.add_to_months(self.months)
+        await repo.add_to_menus(self.menus)
+        del session.info[self.KEY]
+
+
+async def write_totals(session: AsyncSession) -> None:
+    """The consumers' `before_commit`: write what the transaction's events added up to."""
+    totals = session.info.get(Totals.KEY)
+    if totals is not None:
+        await totals.write(session)
+
+
+def _month(moment: datetime) -> date:
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    local = moment.astimezone(THAI_TIME)
+    return date(local.year, local.month, 1)
+
+
+class Change:
+    """What one event changes: deltas added to its transaction's totals, counted in the month
+    the event's change happened (Thai time)."""
+
+    def __init__(self, session: AsyncSession, event: Event, *, at: datetime | None = None) -> None:
+        self.totals = Totals.of(session)
+        self.month = _month(at or event.time)
         for area in areas_of(event.area_code):  # as_of moves for every area the event is in
-            self.rows[(area, ALL)] = {}
+            key = (area, ALL)
+            self.totals.areas.setdefault(key, {})
+            current = self.totals.as_of.get(key)
+            self.totals.as_of[key] = event.time if current is None else max(current, event.time)
+
+    def _add(self, area: str, dimension: str, measure: str, delta: Any) -> None:
+        for row in (
+            self.totals.areas.setdefault((area, dimension), {}),
+            self.totals.months.setdefault((area, dimension, self.month), {}),
+        ):
+            row[measure] = row.get(measure, 0) + delta
 
     def add(self, deltas: dict[Cell, int]) -> None:
         for (area, dimension, measure), delta in deltas.items():
-            row = self.rows.setdefault((area, dimension), {})
-            row[measure] = row.get(measure, 0) + delta
+            self._add(area, dimension, measure, delta)
 
     def household(self, before: HouseholdFact | None, after: HouseholdFact) -> None:
         self.add(difference(after.contribution(), before.contribution() if before else Counter()))
+
+    def _menu(self, area: str, menu: str, status: str, count: int, thb: Decimal) -> None:
+        old_count, old_thb = self.totals.menus.get((area, menu, status), (0, Decimal(0)))
+        self.totals.menus[(area, menu, status)] = (old_count + count, old_thb + thb)
 
     def intervention(self, before: InterventionFact | None, after: InterventionFact) -> None:
         new_counts, new_amounts = after.contribution()
         old_counts, old_amounts = before.contribution() if before else (Counter(), {})
         for (area, key, status), delta in difference(new_counts, old_counts).items():
             if key.startswith("menu:"):
-                menu = (area, key.removeprefix("menu:"), status)
-                count, amount = self.menus.get(menu, (0, Decimal(0)))
-                self.menus[menu] = (count + delta, amount)
+                self._menu(area, key.removeprefix("menu:"), status, delta, Decimal(0))
             else:
-                self.add({(area, key, status): delta})
+                self._add(area, key, status, delta)
         for target in set(new_amounts) | set(old_amounts):
             thb = new_amounts.get(target, Decimal(0)) - old_amounts.get(target, Decimal(0))
             if not thb:
                 continue
             area, key = target
             if key.startswith("menu:"):
-                menu = (area, key.removeprefix("menu:"), "completed")
-                count, amount = self.menus.get(menu, (0, Decimal(0)))
-                self.menus[menu] = (count, amount + thb)
+                self._menu(area, key.removeprefix("menu:"), "completed", 0, thb)
             else:
-                row = self.rows.setdefault((area, key), {})
-                row["amount_thb"] = row.get("amount_thb", Decimal(0)) + thb
-
-    async def write(self) -> None:
-        await self.repo.add_to_areas(self.rows, self.event.time)
-        await self.repo.add_to_menus(self.menus)
+                self._add(area, key, "amount_thb", thb)
 
 
 async def _household(
@@ -94,14 +144,12 @@ async def _household(
 
 async def on_household_registered(session: AsyncSession, event: Event) -> None:
     data = HouseholdRegistered.model_validate(event.data)
-    repo, change = AnalyticsRepository(session), None
+    repo = AnalyticsRepository(session)
     before, after = await _household(repo, data.household_id, data.area_code)
     after.registered, after.area_code, after.dimensions = True, data.area_code, data.dimensions
     after.status = after.status or data.status
-    change = Change(repo, event)
-    change.household(before, after)
+    Change(session, event).household(before, after)
     await repo.save_household(data.household_id, after)
-    await change.write()
 
 
 async def on_household_updated(session: AsyncSession, event: Event) -> None:
@@ -109,10 +157,8 @@ async def on_household_updated(session: AsyncSession, event: Event) -> None:
     repo = AnalyticsRepository(session)
     before, after = await _household(repo, data.household_id, data.area_code)
     after.area_code, after.dimensions = data.area_code, data.dimensions
-    change = Change(repo, event)
-    change.household(before, after)
+    Change(session, event).household(before, after)
     await repo.save_household(data.household_id, after)
-    await change.write()
 
 
 async def on_household_status_changed(session: AsyncSession, event: Event) -> None:
@@ -120,10 +166,8 @@ async def on_household_status_changed(session: AsyncSession, event: Event) -> No
     repo = AnalyticsRepository(session)
     before, after = await _household(repo, data.household_id, data.area_code)
     after.status = data.to_status
-    change = Change(repo, event)
-    change.household(before, after)
+    Change(session, event).household(before, after)
     await repo.save_household(data.household_id, after)
-    await change.write()
 
 
 async def _apply_intervention(
@@ -157,7 +201,8 @@ def _later(current: str | None, new: str) -> str:
 async def on_intervention_recorded(session: AsyncSession, event: Event) -> None:
     data = InterventionRecorded.model_validate(event.data)
     repo = AnalyticsRepository(session)
-    change = Change(repo, event)
+    completed = data.status == "completed" and data.completed_at is not None
+    change = Change(session, event, at=data.completed_at if completed else data.recorded_at)
     before = await repo.intervention(data.intervention_id)
     after = InterventionFact(
         household_id=data.household_id,
@@ -171,7 +216,6 @@ async def on_intervention_recorded(session: AsyncSession, event: Event) -> None:
     await _apply_intervention(repo, event, data.intervention_id, before, after, change)
     if data.supersedes is not None:
         await _supersede(repo, event, data.supersedes, change, fallback=None)
-    await change.write()
 
 
 async def _supersede(
@@ -206,7 +250,7 @@ async def _supersede(
 async def on_intervention_superseded(session: AsyncSession, event: Event) -> None:
     data = InterventionSuperseded.model_validate(event.data)
     repo = AnalyticsRepository(session)
-    change = Change(repo, event)
+    change = Change(session, event)
     fallback = InterventionFact(
         household_id=data.household_id,
         area_code=data.area_code,
@@ -216,13 +260,12 @@ async def on_intervention_superseded(session: AsyncSession, event: Event) -> Non
         amount_thb=data.amount_thb,
     )
     await _supersede(repo, event, data.intervention_id, change, fallback)
-    await change.write()
 
 
 async def on_intervention_status_changed(session: AsyncSession, event: Event) -> None:
     data = InterventionStatusChanged.model_validate(event.data)
     repo = AnalyticsRepository(session)
-    change = Change(repo, event)
+    change = Change(session, event, at=data.changed_at)
     before = await repo.intervention(data.intervention_id)
     base = before or InterventionFact(
         household_id=data.household_id,
@@ -234,7 +277,6 @@ async def on_intervention_status_changed(session: AsyncSession, event: Event) ->
     )
     after = InterventionFact(**{**vars(base), "status": _later(base.status, data.to_status)})
     await _apply_intervention(repo, event, data.intervention_id, before, after, change)
-    await change.write()
 
 
 REGISTRY_HANDLERS: dict[str, Handler] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -65,6 +65,16 @@ area_progress = sa.Table(
     sa.Column("amount_thb", sa.Numeric(18, 2)),
     sa.Column("as_of", sa.DateTime(timezone=True)),
 )
+# Net changes per month: the series is their running sum.
+area_month = sa.Table(
+    "area_month",
+    metadata,
+    sa.Column("area_code", sa.Text, primary_key=True),
+    sa.Column("dimension", sa.Text, primary_key=True),
+    sa.Column("month", sa.Date, primary_key=True),
+    *(sa.Column(m, sa.BigInteger) for m in MEASURES),
+    sa.Column("amount_thb", sa.Numeric(18, 2)),
+)
 menu_progress = sa.Table(
     "menu_progress",
     metadata,
@@ -74,6 +84,32 @@ menu_progress = sa.Table(
     sa.Column("interventions", sa.BigInteger),
     sa.Column("amount_thb", sa.Numeric(18, 2)),
 )
+
+
+def _upsert_deltas(
+    table: sa.Table,
+    keys: dict[str, tuple[Any, list[Any]]],
+    rows: list[dict[str, Any]],
+    extra: dict[str, tuple[Any, list[Any]]] | None = None,
+) -> Any:
+    """INSERT … SELECT unnest(…) of many rows of deltas: one statement for a whole batch."""
+    columns = {
+        **keys,
+        **{m: (sa.BigInteger, [r.get(m, 0) for r in rows]) for m in MEASURES},
+        "amount_thb": (sa.Numeric, [r.get("amount_thb", Decimal(0)) for r in rows]),
+        **(extra or {}),
+    }
+    source = sa.select(
+        *(
+            sa.func.unnest(sa.cast(values, ARRAY(kind))).label(name)
+            for name, (kind, values) in columns.items()
+        )
+    )
+    return insert(table).from_select(list(columns), source)
+
+
+def _sums(table: sa.Table, statement: Any) -> dict[str, Any]:
+    return {m: table.c[m] + statement.excluded[m] for m in (*MEASURES, "amount_thb")}
 
 
 class AnalyticsRepository:
@@ -161,37 +197,52 @@ class AnalyticsRepository:
         )
 
     async def add_to_areas(
-        self, rows: dict[tuple[str, str], dict[str, Any]], as_of: datetime
+        self, rows: dict[tuple[str, str], dict[str, Any]], as_of: dict[tuple[str, str], datetime]
     ) -> None:
         """Add each (area, dimension) row's deltas to its totals, in one statement."""
         if not rows:
             return
         keys = sorted(rows)
-        columns: dict[str, list[Any]] = {
-            "area_code": [a for a, _ in keys],
-            "dimension": [d for _, d in keys],
-        }
-        for measure in MEASURES:
-            columns[measure] = [rows[k].get(measure, 0) for k in keys]
-        columns["amount_thb"] = [rows[k].get("amount_thb", Decimal(0)) for k in keys]
-        source = sa.select(
-            sa.func.unnest(sa.cast(columns["area_code"], ARRAY(sa.Text))).label("area_code"),
-            sa.func.unnest(sa.cast(columns["dimension"], ARRAY(sa.Text))).label("dimension"),
-            *(sa.func.unnest(sa.cast(columns[m], ARRAY(sa.BigInteger))).label(m) for m in MEASURES),
-            sa.func.unnest(sa.cast(columns["amount_thb"], ARRAY(sa.Numeric))).label("amount_thb"),
-            sa.literal(as_of, sa.DateTime(timezone=True)).label("as_of"),
+        statement = _upsert_deltas(
+            area_progress,
+            {
+                "area_code": (sa.Text, [k[0] for k in keys]),
+                "dimension": (sa.Text, [k[1] for k in keys]),
+            },
+            [rows[k] for k in keys],
+            extra={"as_of": (sa.DateTime(timezone=True), [as_of.get(k) for k in keys])},
         )
-        statement = insert(area_progress).from_select(
-            ["area_code", "dimension", *MEASURES, "amount_thb", "as_of"], source
-        )
-        updates: dict[str, Any] = {
-            m: area_progress.c[m] + statement.excluded[m] for m in (*MEASURES, "amount_thb")
-        }
-        updates["as_of"] = sa.func.greatest(area_progress.c.as_of, statement.excluded.as_of)
         await run(
             self.session,
             statement.on_conflict_do_update(
-                index_elements=["area_code", "dimension"], set_=updates
+                index_elements=["area_code", "dimension"],
+                set_={
+                    **_sums(area_progress, statement),
+                    "as_of": sa.func.greatest(area_progress.c.as_of, statement.excluded.as_of),
+                },
+            ),
+        )
+
+    async def add_to_months(self, rows: dict[tuple[str, str, date], dict[str, Any]]) -> None:
+        """Add each (area, dimension, month) row's deltas to that month's net change."""
+        rows = {k: v for k, v in rows.items() if any(v.values())}
+        if not rows:
+            return
+        keys = sorted(rows)
+        statement = _upsert_deltas(
+            area_month,
+            {
+                "area_code": (sa.Text, [k[0] for k in keys]),
+                "dimension": (sa.Text, [k[1] for k in keys]),
+                "month": (sa.Date, [k[2] for k in keys]),
+            },
+            [rows[k] for k in keys],
+        )
+        await run(
+            self.session,
+            statement.on_conflict_do_update(
+                index_elements=["area_code", "dimension", "month"],
+                set_=_sums(area_month, statement),
             ),
         )
 
@@ -269,3 +320,18 @@ class AnalyticsRepository:
             )
         ).all()
         return [r[0] for r in rows]
+
+    async def months(self, code: str, dimension: str, until: date) -> Sequence[Any]:
+        """The area's net change per month, up to and including `until`, oldest first."""
+        return (
+            await run(
+                self.session,
+                sa.select(area_month)
+                .where(
+                    area_month.c.area_code == code,
+                    area_month.c.dimension == dimension,
+                    area_month.c.month <= until,
+                )
+                .order_by(area_month.c.month),
+            )
+        ).all()

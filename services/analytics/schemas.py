@@ -40,3 +40,30 @@ class Progress(Totals):
     dimensions: dict[str, Totals]
     menus: list[MenuTotals]
     as_of: datetime | None = Field(description="Time of the newest event applied here")
+
+
+class Change(BaseModel):
+    """Net change during a month: households that became targets, reached or graduated, and
+    interventions that entered (+) or left (−) each status; THB delivered in the month."""
+
+    target_households: int = 0
+    reached_households: int = 0
+    graduated_households: int = 0
+    interventions: InterventionCounts = Field(default_factory=InterventionCounts)
+    amount_thb: Decimal = Decimal("0.00")
+
+
+class MonthProgress(Totals):
+    """The area's totals at the end of a month, and how they changed during it."""
+
+    month: str = Field(description="YYYY-MM, Thai time", examples=["2026-10"])
+    change: Change
+
+
+class ProgressSeries(BaseModel):
+    area_code: str
+    level: str
+    name_th: str
+    name_en: str | None
+    dimension: str = Field(description="A dimension, or `all`")
+    months: list[MonthProgress]

@@ -45,7 +45,7 @@ def create_app(
         )
         app.state.consumer = consumer
         try:
-            async with consuming([consumer] if settings.consumer_enabled else []):
+            async with consuming(app, [consumer] if settings.consumer_enabled else []):
                 yield
         finally:
             await registry.aclose()

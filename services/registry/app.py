@@ -37,7 +37,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         importer = Importer(app.state.engine, vault, namespace=settings.events_namespace)
         app.state.importer = importer
         try:
-            async with consuming([consumer] if settings.consumer_enabled else []):
+            async with consuming(app, [consumer] if settings.consumer_enabled else []):
                 yield
         finally:
             await importer.close()

@@ -66,7 +66,10 @@ async def test_healthz_says_the_process_is_alive(client: httpx.AsyncClient) -> N
 async def test_readyz_is_ready_when_database_and_nats_answer(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ready", "checks": {"database": "ok", "nats": "ok"}}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "nats": "ok", "consumers": "ok"},
+    }
 
 
 async def test_readyz_names_nats_when_nats_is_down(servers: Servers) -> None:
@@ -78,7 +81,7 @@ async def test_readyz_names_nats_when_nats_is_down(servers: Servers) -> None:
     assert response.status_code == 503
     assert response.json() == {
         "status": "not_ready",
-        "checks": {"database": "ok", "nats": "failing"},
+        "checks": {"database": "ok", "nats": "failing", "consumers": "ok"},
     }
 
 
@@ -87,7 +90,7 @@ async def test_readyz_names_the_database_when_it_is_missing(servers: Servers) ->
     async with running(app), client_for(app) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "failing", "nats": "ok"}
+    assert response.json()["checks"] == {"database": "failing", "nats": "ok", "consumers": "ok"}
 
 
 def _requests_total(text: str, service: str) -> dict[tuple[str, str, str], float]:

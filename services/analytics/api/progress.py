@@ -1,23 +1,29 @@
-"""Progress by area: the area, its children (JSON or CSV)."""
+"""Progress by area: the area, its children (JSON, CSV or a chart), its monthly series."""
 
 from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from services.analytics.domain import progress
+from services.analytics.domain.chart import children_chart
+from services.analytics.events import THAI_TIME
 from services.analytics.repository import AnalyticsRepository
-from services.analytics.schemas import Progress
+from services.analytics.schemas import Progress, ProgressSeries
 from shared.auth import CallerDep
 from shared.db import SessionDep
-from shared.errors import ResourceNotFound, responses
+from shared.errors import FieldError, ResourceNotFound, Unprocessable, responses
+from shared.indicators import Dimension
 
 router = APIRouter(prefix="/v1/progress", tags=["progress"])
 AreaPath = Annotated[str, Path(pattern=r"^(TH|[0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{8})$")]
+MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MAX_MONTHS = 120
 
 
 @router.get("/{area_code}", response_model=Progress, responses=responses(ResourceNotFound))
@@ -82,3 +88,67 @@ async def children_progress(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="progress-{area_code}.csv"'},
     )
+
+
+def _month(value: str) -> date:
+    year, month = value.split("-")
+    return date(int(year), int(month), 1)
+
+
+def _months_back(month: date, count: int) -> date:
+    index = month.year * 12 + month.month - 1 - count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@router.get(
+    "/{area_code}/series",
+    response_model=ProgressSeries,
+    responses=responses(ResourceNotFound, Unprocessable),
+)
+async def progress_series(
+    session: SessionDep,
+    caller: CallerDep,
+    area_code: AreaPath,
+    from_: Annotated[
+        str | None,
+        Query(alias="from", pattern=MONTH, description="First month (default: 11 before `to`)"),
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(pattern=MONTH, description="Last month, YYYY-MM (default: this month, Thai time)"),
+    ] = None,
+    dimension: Annotated[
+        Dimension | Literal["all"], Query(description="One dimension, or all of them")
+    ] = "all",
+) -> ProgressSeries:
+    """The area's totals at the end of each month and each month's net change."""
+    last = _month(to) if to else _month(f"{datetime.now(UTC).astimezone(THAI_TIME):%Y-%m}")
+    first = _month(from_) if from_ else _months_back(last, 11)
+    if first > last:
+        raise Unprocessable(
+            "`from` is after `to`", errors=[FieldError(field="from", message="after `to`")]
+        )
+    if _months_back(last, MAX_MONTHS - 1) > first:
+        raise Unprocessable(
+            f"at most {MAX_MONTHS} months at a time",
+            errors=[FieldError(field="from", message=f"more than {MAX_MONTHS} months before `to`")],
+        )
+    return await progress.series(
+        AnalyticsRepository(session), caller, area_code, str(dimension), first, last
+    )
+
+
+@router.get(
+    "/{area_code}/chart.svg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "A bar chart of the children"},
+        **responses(ResourceNotFound),
+    },
+)
+async def progress_chart(session: SessionDep, caller: CallerDep, area_code: AreaPath) -> Response:
+    """The children's reached and graduated ratios as a bar chart (SVG, Thai labels)."""
+    repo = AnalyticsRepository(session)
+    area = await progress.area_progress(repo, caller, area_code)
+    children = await progress.children_progress(repo, caller, area_code)
+    return Response(children_chart(area, children), media_type="image/svg+xml; charset=utf-8")

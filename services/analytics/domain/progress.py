@@ -2,33 +2,55 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from services.analytics.domain.contributions import ALL, STATUSES
-from services.analytics.repository import AnalyticsRepository
-from services.analytics.schemas import InterventionCounts, MenuTotals, Progress, Totals
+from services.analytics.repository import MEASURES, AnalyticsRepository
+from services.analytics.schemas import (
+    Change,
+    InterventionCounts,
+    MenuTotals,
+    MonthProgress,
+    Progress,
+    ProgressSeries,
+    Totals,
+)
 from shared.auth import Caller
 from shared.errors import ResourceNotFound
 from shared.indicators import Dimension
+
+CENTS = Decimal("0.01")
 
 
 def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def _counts(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "target_households": values["target_households"],
+        "reached_households": values["reached_households"],
+        "graduated_households": values["graduated_households"],
+        "interventions": InterventionCounts(**{s: values[s] for s in STATUSES}),
+        "amount_thb": Decimal(values["amount_thb"]).quantize(CENTS),
+    }
+
+
+def _totals_of(values: Mapping[str, Any]) -> Totals:
+    return Totals(
+        **_counts(values),
+        reached_ratio=_ratio(values["reached_households"], values["target_households"]),
+        graduated_ratio=_ratio(values["graduated_households"], values["target_households"]),
+    )
+
+
 def _totals(row: Any | None) -> Totals:
     if row is None:
         return Totals(reached_ratio=None, graduated_ratio=None)
-    return Totals(
-        target_households=row.target_households,
-        reached_households=row.reached_households,
-        graduated_households=row.graduated_households,
-        interventions=InterventionCounts(**{s: getattr(row, s) for s in STATUSES}),
-        amount_thb=Decimal(row.amount_thb).quantize(Decimal("0.01")),
-        reached_ratio=_ratio(row.reached_households, row.target_households),
-        graduated_ratio=_ratio(row.graduated_households, row.target_households),
-    )
+    return _totals_of(row._mapping)
 
 
 def _progress(area: Any, rows: list[Any], menus: list[Any]) -> Progress:
@@ -46,7 +68,7 @@ def _progress(area: Any, rows: list[Any], menus: list[Any]) -> Progress:
                 menu_code=m.menu_code,
                 status=m.status,
                 interventions=m.interventions,
-                amount_thb=Decimal(m.amount_thb).quantize(Decimal("0.01")),
+                amount_thb=Decimal(m.amount_thb).quantize(CENTS),
             )
             for m in menus
             if m.interventions
@@ -90,3 +112,44 @@ async def children_progress(repo: AnalyticsRepository, caller: Caller, code: str
     result = [_progress(child, by_area.get(child.code, []), []) for child in children]
     result.sort(key=lambda p: (-(p.graduated_ratio or 0.0), p.area_code))
     return result
+
+
+def next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+async def series(
+    repo: AnalyticsRepository, caller: Caller, code: str, dimension: str, first: date, last: date
+) -> ProgressSeries:
+    """The area's totals at the end of each month from `first` to `last`, and each month's
+    net change: a running sum over the monthly changes, a few dozen rows at most."""
+    area = await _area(repo, caller, code)
+    running: dict[str, Any] = dict.fromkeys(MEASURES, 0) | {"amount_thb": Decimal(0)}
+    changes = {row.month: row._mapping for row in await repo.months(code, dimension, last)}
+    for month, change in changes.items():
+        if month < first:
+            for measure in running:
+                running[measure] += change[measure]
+    months = []
+    month = first
+    while month <= last:
+        change = changes.get(month)
+        if change is not None:
+            for measure in running:
+                running[measure] += change[measure]
+        months.append(
+            MonthProgress(
+                month=f"{month:%Y-%m}",
+                **_totals_of(running).model_dump(),
+                change=Change(**_counts(change)) if change is not None else Change(),
+            )
+        )
+        month = next_month(month)
+    return ProgressSeries(
+        area_code=area.code,
+        level=area.level,
+        name_th=area.name_th,
+        name_en=area.name_en,
+        dimension=dimension,
+        months=months,
+    )
