@@ -289,3 +289,8 @@ if __name__ == "__main__":
 from pinpoint import import_commands  # noqa: E402
 
 import_commands.register(app)
+
+# `pinpoint analytics rebuild` and `pinpoint analytics dead-letters`.
+from pinpoint import analytics_commands  # noqa: E402
+
+analytics_commands.register(app)

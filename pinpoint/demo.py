@@ -20,11 +20,12 @@ S = TypeVar("S", bound=ServiceSettings)
 
 
 def settings_from(cls: type[S], env: dict[str, str]) -> S:
-    """A service's settings from the `PINPOINT_*` variables `pinpoint up` gives that service."""
-    values = {
+    """A service's settings from the `PINPOINT_*` variables `pinpoint up` gives that service;
+    the process's own `PINPOINT_*` variables fill in the rest."""
+    values: dict[str, Any] = {
         k.removeprefix("PINPOINT_").lower(): v for k, v in env.items() if k.startswith("PINPOINT_")
     }
-    return cls.model_validate(values)
+    return cls(**values)
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str, within: float) -> None:

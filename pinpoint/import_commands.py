@@ -136,20 +136,33 @@ async def _write_rejects(importer: Importer, job_id: UUID, caller: Caller, path:
             cursor = page.next_cursor
 
 
-def _registry_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
+def local_env(
+    data_dir: Path,
+    database_url: str | None,
+    database: str,
+    *,
+    nats_url: str | None = None,
+    needs_nats: bool = False,
+) -> dict[str, str]:
+    """A service's `PINPOINT_*` settings for a command run beside `pinpoint up`: its keys and
+    the local servers from the data folder, unless URLs of other servers are given."""
     secrets_file = data_dir / "secrets.json"
     env: dict[str, str] = {}
     if secrets_file.exists():
         env.update(json.loads(secrets_file.read_text()))
-    if database_url is None:
-        ports = data_dir / "ports.json"
-        if not ports.exists():
-            raise typer.BadParameter("no local servers here; run `pinpoint up` or give a URL")
-        port = json.loads(ports.read_text())["postgres"]
-        database_url = f"postgresql://postgres@127.0.0.1:{port}"
-    url = make_url(database_url)
-    url = url.set(drivername="postgresql+asyncpg", database=url.database or "registry")
+    ports_file = data_dir / "ports.json"
+    ports = json.loads(ports_file.read_text()) if ports_file.exists() else {}
+
+    def local(server: str) -> int:
+        if server not in ports:
+            raise typer.BadParameter(f"no local {server} here; run `pinpoint up` or give its URL")
+        return int(ports[server])
+
+    url = make_url(database_url or f"postgresql://postgres@127.0.0.1:{local('postgres')}")
+    url = url.set(drivername="postgresql+asyncpg", database=url.database or database)
     env["PINPOINT_DATABASE_URL"] = url.render_as_string(hide_password=False)
+    if needs_nats:
+        env["PINPOINT_NATS_URL"] = nats_url or f"nats://127.0.0.1:{local('nats')}"
     return env
 
 
@@ -171,7 +184,7 @@ def import_households_command(
     ] = False,
 ) -> None:
     """Import a target-list CSV straight into the registry's database, as the API would."""
-    env = _registry_env(data_dir.expanduser(), database_url)
+    env = local_env(data_dir.expanduser(), database_url, "registry")
     settings = settings_from(RegistrySettings, env)
     caller = Caller(subject=f"cli:{getpass.getuser()}", role=Role.national_admin, area=area)
     summary = asyncio.run(_import(settings, file, file.stat().st_size, caller, rejects))

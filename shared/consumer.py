@@ -39,8 +39,9 @@ from shared.health import CheckResult
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
-# Runs once per transaction, after its events' handlers and before the commit.
-BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+# Runs once per transaction that applies events: `on_begin` before the first handler (to take
+# a lock, say), `before_commit` after the last one (to write what they added up to).
+TransactionHook = Callable[[AsyncSession], Awaitable[None]]
 
 CONSUMER_LAG = Gauge(
     "pinpoint_consumer_lag",
@@ -121,7 +122,8 @@ class Consumer:
         stream: str,
         durable: str,
         handlers: dict[str, Handler],
-        before_commit: BeforeCommit | None = None,
+        on_begin: TransactionHook | None = None,
+        before_commit: TransactionHook | None = None,
         batch_size: int = 200,
         max_deliver: int = 5,
         ack_wait: float = 30.0,
@@ -131,6 +133,7 @@ class Consumer:
         self.stream = stream_name(stream, bus.namespace)
         self.durable = durable
         self.handlers = handlers
+        self.on_begin = on_begin
         self.before_commit = before_commit
         self.batch_size = batch_size
         self.max_deliver = max_deliver
@@ -229,6 +232,8 @@ class Consumer:
         known = [event for event in events if event.type in self.handlers]
         if not known:
             return 0
+        if self.on_begin is not None:
+            await self.on_begin(session)
         first_time = set(
             (
                 await session.exec(

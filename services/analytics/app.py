@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.analytics import events
 from services.analytics.api import routers
+from services.analytics.rebuild import hold_projections
 from services.analytics.settings import AnalyticsSettings
 from shared.app import build_service_app
 from shared.consumer import Consumer, consuming
@@ -27,6 +28,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 stream="REGISTRY",
                 durable=events.REGISTRY_DURABLE,
                 handlers=events.REGISTRY_HANDLERS,
+                on_begin=hold_projections,
                 before_commit=events.write_totals,
             ),
             Consumer(
@@ -35,6 +37,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 stream="LOGBOOK",
                 durable=events.LOGBOOK_DURABLE,
                 handlers=events.LOGBOOK_HANDLERS,
+                on_begin=hold_projections,
                 before_commit=events.write_totals,
             ),
         ]

@@ -86,6 +86,10 @@ menu_progress = sa.Table(
 )
 
 
+# Advisory lock classes of the facts (the first of the two keys).
+HOUSEHOLD_LOCK, INTERVENTION_LOCK = 1, 2
+
+
 def _upsert_deltas(
     table: sa.Table,
     keys: dict[str, tuple[Any, list[Any]]],
@@ -118,7 +122,15 @@ class AnalyticsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def _lock(self, kind: int, entity: UUID) -> None:
+        """Serialize the transactions that change one fact, even before its row exists (a
+        row lock cannot: two consumers could each find no row and each insert one)."""
+        key = int.from_bytes(entity.bytes[-4:], "big", signed=True)
+        await run(self.session, sa.select(sa.func.pg_advisory_xact_lock(kind, key)))
+
     async def household(self, household_id: UUID) -> HouseholdFact | None:
+        """The household's fact, locked until the transaction ends."""
+        await self._lock(HOUSEHOLD_LOCK, household_id)
         row = (
             await run(
                 self.session,
@@ -156,6 +168,8 @@ class AnalyticsRepository:
         )
 
     async def intervention(self, intervention_id: UUID) -> InterventionFact | None:
+        """The intervention's fact, locked until the transaction ends."""
+        await self._lock(INTERVENTION_LOCK, intervention_id)
         row = (
             await run(
                 self.session,

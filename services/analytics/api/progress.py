@@ -27,7 +27,7 @@ MAX_MONTHS = 120
 
 
 @router.get("/{area_code}", response_model=Progress, responses=responses(ResourceNotFound))
-async def area_progress(session: SessionDep, caller: CallerDep, area_code: AreaPath) -> Progress:
+async def get_progress(session: SessionDep, caller: CallerDep, area_code: AreaPath) -> Progress:
     """The area's target, reached and graduated households, interventions and THB delivered,
     overall and by dimension, as of the newest event applied."""
     return await progress.area_progress(AnalyticsRepository(session), caller, area_code)
@@ -36,7 +36,7 @@ async def area_progress(session: SessionDep, caller: CallerDep, area_code: AreaP
 @router.get(
     "/{area_code}/children", response_model=list[Progress], responses=responses(ResourceNotFound)
 )
-async def children_progress(
+async def list_child_progress(
     session: SessionDep,
     caller: CallerDep,
     area_code: AreaPath,
@@ -105,7 +105,7 @@ def _months_back(month: date, count: int) -> date:
     response_model=ProgressSeries,
     responses=responses(ResourceNotFound, Unprocessable),
 )
-async def progress_series(
+async def get_progress_series(
     session: SessionDep,
     caller: CallerDep,
     area_code: AreaPath,
@@ -146,7 +146,9 @@ async def progress_series(
         **responses(ResourceNotFound),
     },
 )
-async def progress_chart(session: SessionDep, caller: CallerDep, area_code: AreaPath) -> Response:
+async def get_progress_chart(
+    session: SessionDep, caller: CallerDep, area_code: AreaPath
+) -> Response:
     """The children's reached and graduated ratios as a bar chart (SVG, Thai labels)."""
     repo = AnalyticsRepository(session)
     area = await progress.area_progress(repo, caller, area_code)
