@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import asyncpg
@@ -11,6 +12,8 @@ from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+
+MIGRATION_LOCK = 0x6D696772  # "migr"
 
 
 def alembic_config(script_location: Path, database_url: str) -> Config:
@@ -30,7 +33,9 @@ async def ensure_database(database_url: str) -> None:
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database)
         if not exists:
-            await conn.execute(f'CREATE DATABASE "{url.database}"')
+            # Another replica may create it between our look and this.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                await conn.execute(f'CREATE DATABASE "{url.database}"')
     finally:
         await conn.close()
 
@@ -45,11 +50,21 @@ def run_env(target_metadata: MetaData | None = None) -> None:
     """The body of every service's `migrations/env.py` (online mode, async engine)."""
 
     def do_run(connection: Connection) -> None:
-        context.configure(
-            connection=connection, target_metadata=target_metadata, transaction_per_migration=True
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+        # Replicas that start at once migrate one after the other: the second finds the
+        # database at head and does nothing. (A session lock outlives the commits below.)
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+        connection.commit()
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                transaction_per_migration=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+            connection.commit()
 
     async def run_async() -> None:
         url = context.config.get_main_option("sqlalchemy.url")
