@@ -149,6 +149,14 @@ async def write_history(
     )
     assert graduated.status_code == 201, graduated.text
 
+    return await records(admin, logbook_as("national_admin", "TH"))
+
+
+async def records(
+    registry_admin: httpx.AsyncClient, logbook_admin: httpx.AsyncClient
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every household (with its dimensions) and every live intervention, as the registry and
+    the logbook record them: what `expected_totals` counts."""
     households = [
         {
             **h,
@@ -156,9 +164,9 @@ async def write_history(
                 {INDICATORS_BY_CODE[c].dimension.value for c in h["failed_indicators"]}
             ),
         }
-        for h in await all_items(admin, "/v1/households")
+        for h in await all_items(registry_admin, "/v1/households")
     ]
-    interventions = await all_items(logbook_as("national_admin", "TH"), "/v1/interventions")
+    interventions = await all_items(logbook_admin, "/v1/interventions")
     return households, interventions
 
 
