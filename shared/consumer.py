@@ -39,8 +39,10 @@ from shared.health import CheckResult
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
-# Runs once per transaction that applies events: `on_begin` before the first handler (to take
-# a lock, say), `before_commit` after the last one (to write what they added up to).
+# Run once per transaction that applies events: `on_begin` first, with the batch's events (to
+# take locks, or load in one go what the handlers will need), `before_commit` after the last
+# handler (to write in one go what they added up to).
+BeginHook = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 TransactionHook = Callable[[AsyncSession], Awaitable[None]]
 
 CONSUMER_LAG = Gauge(
@@ -122,7 +124,7 @@ class Consumer:
         stream: str,
         durable: str,
         handlers: dict[str, Handler],
-        on_begin: TransactionHook | None = None,
+        on_begin: BeginHook | None = None,
         before_commit: TransactionHook | None = None,
         batch_size: int = 200,
         max_deliver: int = 5,
@@ -233,7 +235,7 @@ class Consumer:
         if not known:
             return 0
         if self.on_begin is not None:
-            await self.on_begin(session)
+            await self.on_begin(session, known)
         first_time = set(
             (
                 await session.exec(
@@ -264,12 +266,20 @@ class Consumer:
 
     async def handle_batch(self, messages: Sequence[Msg]) -> None:
         """Apply a batch in one transaction and ack it; on any failure, one by one."""
+        await self.apply_parsed(await self.parse(messages))
+
+    async def parse(self, messages: Sequence[Msg]) -> list[tuple[Msg, Event]]:
+        """The messages' events; one that is not an event envelope is dead-lettered."""
         parsed: list[tuple[Msg, Event]] = []
         for message in messages:
             try:
                 parsed.append((message, Event.model_validate_json(message.data)))
             except ValidationError as exc:
                 await self._dead_letter(message, None, f"not an event envelope: {exc}")
+        return parsed
+
+    async def apply_parsed(self, parsed: Sequence[tuple[Msg, Event]]) -> None:
+        """Apply parsed messages in one transaction and ack them; on failure, one by one."""
         if not parsed:
             return
         events = [event for _, event in parsed]

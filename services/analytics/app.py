@@ -9,7 +9,6 @@ from fastapi import FastAPI
 
 from services.analytics import events
 from services.analytics.api import routers
-from services.analytics.rebuild import hold_projections
 from services.analytics.settings import AnalyticsSettings
 from shared.app import build_service_app
 from shared.consumer import Consumer, consuming
@@ -28,8 +27,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 stream="REGISTRY",
                 durable=events.REGISTRY_DURABLE,
                 handlers=events.REGISTRY_HANDLERS,
-                on_begin=hold_projections,
-                before_commit=events.write_totals,
+                on_begin=events.begin_live_batch,
+                before_commit=events.write_batch,
             ),
             Consumer(
                 app.state.bus,
@@ -37,8 +36,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 stream="LOGBOOK",
                 durable=events.LOGBOOK_DURABLE,
                 handlers=events.LOGBOOK_HANDLERS,
-                on_begin=hold_projections,
-                before_commit=events.write_totals,
+                on_begin=events.begin_live_batch,
+                before_commit=events.write_batch,
             ),
         ]
         async with consuming(app, consumers if settings.consumer_enabled else []):

@@ -7,6 +7,7 @@ contributions to the totals of every area above them: a few statements per event
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -40,41 +41,105 @@ REGISTRY_DURABLE = "analytics-registry"
 LOGBOOK_DURABLE = "analytics-logbook"
 
 
-class Totals:
-    """Every delta of one transaction's events, written in a few statements before it commits.
+class Batch:
+    """One transaction's events in memory: the facts they touch, loaded and locked in one go
+    before the first handler, and every total's delta; all written in a few statements
+    before the commit, however many events the batch holds."""
 
-    Deltas of many events to the same (area, dimension) add up here first, so a batch of
-    events costs one upsert per table, however many events it holds.
-    """
+    KEY = "analytics.batch"
 
-    KEY = "analytics.totals"
-
-    def __init__(self) -> None:
+    def __init__(self, session: AsyncSession) -> None:
+        self.repo = AnalyticsRepository(session)
+        self.households: dict[UUID, HouseholdFact | None] = {}
+        self.interventions: dict[UUID, InterventionFact | None] = {}
+        self.changed_households: set[UUID] = set()
+        self.changed_interventions: set[UUID] = set()
         self.areas: dict[tuple[str, str], dict[str, Any]] = {}
         self.as_of: dict[tuple[str, str], datetime] = {}
         self.months: dict[tuple[str, str, date], dict[str, Any]] = {}
         self.menus: dict[tuple[str, str, str], tuple[int, Decimal]] = {}
 
     @classmethod
-    def of(cls, session: AsyncSession) -> Totals:
-        totals = session.info.get(cls.KEY)
-        if totals is None:
-            totals = session.info[cls.KEY] = cls()
-        return totals
+    def of(cls, session: AsyncSession) -> Batch:
+        batch = session.info.get(cls.KEY)
+        if batch is None:
+            batch = session.info[cls.KEY] = cls(session)
+        return batch
 
-    async def write(self, session: AsyncSession) -> None:
-        repo = AnalyticsRepository(session)
-        await repo.add_to_areas(self.areas, self.as_of)
-        await repo.add_to_months(self.months)
-        await repo.add_to_menus(self.menus)
-        del session.info[self.KEY]
+    async def load(self, households: set[UUID], interventions: set[UUID]) -> None:
+        """Lock and read the facts not loaded yet (one statement each)."""
+        households = {h for h in households if h not in self.households}
+        interventions = {i for i in interventions if i not in self.interventions}
+        if not households and not interventions:
+            return
+        await self.repo.lock_facts(households, interventions)
+        found_households = await self.repo.households(households)
+        found_interventions = await self.repo.interventions(interventions)
+        self.households.update({h: found_households.get(h) for h in households})
+        self.interventions.update({i: found_interventions.get(i) for i in interventions})
+
+    # The handlers' view: facts are replaced, never changed in place, so a `before` stays as
+    # it was.
+
+    async def household(self, household_id: UUID) -> HouseholdFact | None:
+        await self.load({household_id}, set())
+        return self.households[household_id]
+
+    def save_household(self, household_id: UUID, fact: HouseholdFact) -> None:
+        self.households[household_id] = fact
+        self.changed_households.add(household_id)
+
+    async def intervention(self, intervention_id: UUID) -> InterventionFact | None:
+        await self.load(set(), {intervention_id})
+        return self.interventions[intervention_id]
+
+    def save_intervention(self, intervention_id: UUID, fact: InterventionFact) -> None:
+        self.interventions[intervention_id] = fact
+        self.changed_interventions.add(intervention_id)
+
+    async def write(self) -> None:
+        households = {h: self.households[h] for h in self.changed_households}
+        interventions = {i: self.interventions[i] for i in self.changed_interventions}
+        await self.repo.save_households({k: v for k, v in households.items() if v is not None})
+        await self.repo.save_interventions(
+            {k: v for k, v in interventions.items() if v is not None}
+        )
+        await self.repo.add_to_areas(self.areas, self.as_of)
+        await self.repo.add_to_months(self.months)
+        await self.repo.add_to_menus(self.menus)
 
 
-async def write_totals(session: AsyncSession) -> None:
-    """The consumers' `before_commit`: write what the transaction's events added up to."""
-    totals = session.info.get(Totals.KEY)
-    if totals is not None:
-        await totals.write(session)
+def _touched(events: Sequence[Event]) -> tuple[set[UUID], set[UUID]]:
+    """The households and interventions a batch's events name."""
+    households: set[UUID] = set()
+    interventions: set[UUID] = set()
+    for event in events:
+        data = event.data
+        households.update(UUID(str(data[k])) for k in ("household_id",) if data.get(k))
+        if event.type.startswith("logbook."):
+            interventions.update(
+                UUID(str(data[k])) for k in ("intervention_id", "supersedes") if data.get(k)
+            )
+    return households, interventions
+
+
+async def load_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+    """`on_begin` of a rebuild's consumers: lock and load every fact the batch touches."""
+    households, interventions = _touched(events)
+    await Batch.of(session).load(households, interventions)
+
+
+async def begin_live_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+    """`on_begin` of the live consumers: wait out a rebuild's swap, then load the facts."""
+    await AnalyticsRepository(session).hold_projections()
+    await load_batch(session, events)
+
+
+async def write_batch(session: AsyncSession) -> None:
+    """The consumers' `before_commit`: write the facts and what the events added up to."""
+    batch = session.info.pop(Batch.KEY, None)
+    if batch is not None:
+        await batch.write()
 
 
 def _month(moment: datetime) -> date:
@@ -88,7 +153,7 @@ class Change:
     the event's change happened (Thai time)."""
 
     def __init__(self, session: AsyncSession, event: Event, *, at: datetime | None = None) -> None:
-        self.totals = Totals.of(session)
+        self.totals = Batch.of(session)
         self.month = _month(at or event.time)
         for area in areas_of(event.area_code):  # as_of moves for every area the event is in
             key = (area, ALL)
@@ -134,9 +199,9 @@ class Change:
 
 
 async def _household(
-    repo: AnalyticsRepository, household_id: UUID, area_code: str
+    batch: Batch, household_id: UUID, area_code: str
 ) -> tuple[HouseholdFact | None, HouseholdFact]:
-    before = await repo.household(household_id)
+    before = await batch.household(household_id)
     after = HouseholdFact(**vars(before)) if before else HouseholdFact(area_code=area_code)
     after.live = dict(after.live)
     return before, after
@@ -144,34 +209,34 @@ async def _household(
 
 async def on_household_registered(session: AsyncSession, event: Event) -> None:
     data = HouseholdRegistered.model_validate(event.data)
-    repo = AnalyticsRepository(session)
-    before, after = await _household(repo, data.household_id, data.area_code)
+    batch = Batch.of(session)
+    before, after = await _household(batch, data.household_id, data.area_code)
     after.registered, after.area_code, after.dimensions = True, data.area_code, data.dimensions
     after.status = after.status or data.status
     Change(session, event).household(before, after)
-    await repo.save_household(data.household_id, after)
+    batch.save_household(data.household_id, after)
 
 
 async def on_household_updated(session: AsyncSession, event: Event) -> None:
     data = HouseholdUpdated.model_validate(event.data)
-    repo = AnalyticsRepository(session)
-    before, after = await _household(repo, data.household_id, data.area_code)
+    batch = Batch.of(session)
+    before, after = await _household(batch, data.household_id, data.area_code)
     after.area_code, after.dimensions = data.area_code, data.dimensions
     Change(session, event).household(before, after)
-    await repo.save_household(data.household_id, after)
+    batch.save_household(data.household_id, after)
 
 
 async def on_household_status_changed(session: AsyncSession, event: Event) -> None:
     data = HouseholdStatusChanged.model_validate(event.data)
-    repo = AnalyticsRepository(session)
-    before, after = await _household(repo, data.household_id, data.area_code)
+    batch = Batch.of(session)
+    before, after = await _household(batch, data.household_id, data.area_code)
     after.status = data.to_status
     Change(session, event).household(before, after)
-    await repo.save_household(data.household_id, after)
+    batch.save_household(data.household_id, after)
 
 
 async def _apply_intervention(
-    repo: AnalyticsRepository,
+    batch: Batch,
     event: Event,
     intervention_id: UUID,
     before: InterventionFact | None,
@@ -183,13 +248,13 @@ async def _apply_intervention(
     was_live = before.live if before else False
     if was_live != after.live:
         household_before, household_after = await _household(
-            repo, after.household_id, after.area_code
+            batch, after.household_id, after.area_code
         )
         count = household_after.live.get(after.dimension, 0) + (1 if after.live else -1)
         household_after.live[after.dimension] = max(count, 0)
         change.household(household_before, household_after)
-        await repo.save_household(after.household_id, household_after)
-    await repo.save_intervention(intervention_id, after)
+        batch.save_household(after.household_id, household_after)
+    batch.save_intervention(intervention_id, after)
 
 
 def _later(current: str | None, new: str) -> str:
@@ -200,10 +265,10 @@ def _later(current: str | None, new: str) -> str:
 
 async def on_intervention_recorded(session: AsyncSession, event: Event) -> None:
     data = InterventionRecorded.model_validate(event.data)
-    repo = AnalyticsRepository(session)
+    batch = Batch.of(session)
     completed = data.status == "completed" and data.completed_at is not None
     change = Change(session, event, at=data.completed_at if completed else data.recorded_at)
-    before = await repo.intervention(data.intervention_id)
+    before = await batch.intervention(data.intervention_id)
     after = InterventionFact(
         household_id=data.household_id,
         area_code=data.area_code,
@@ -213,22 +278,22 @@ async def on_intervention_recorded(session: AsyncSession, event: Event) -> None:
         amount_thb=data.amount_thb,
         superseded=before.superseded if before else False,
     )
-    await _apply_intervention(repo, event, data.intervention_id, before, after, change)
+    await _apply_intervention(batch, event, data.intervention_id, before, after, change)
     if data.supersedes is not None:
-        await _supersede(repo, event, data.supersedes, change, fallback=None)
+        await _supersede(batch, event, data.supersedes, change, fallback=None)
 
 
 async def _supersede(
-    repo: AnalyticsRepository,
+    batch: Batch,
     event: Event,
     intervention_id: UUID,
     change: Change,
     fallback: InterventionFact | None,
 ) -> None:
-    before = await repo.intervention(intervention_id)
+    before = await batch.intervention(intervention_id)
     if before is None and fallback is None:
         # Not heard of yet: remember it is superseded, so it never counts when it comes.
-        await repo.save_intervention(
+        batch.save_intervention(
             intervention_id,
             InterventionFact(
                 household_id=UUID(int=0),
@@ -244,12 +309,12 @@ async def _supersede(
     base = before or fallback
     assert base is not None
     after = InterventionFact(**{**vars(base), "superseded": True})
-    await _apply_intervention(repo, event, intervention_id, before, after, change)
+    await _apply_intervention(batch, event, intervention_id, before, after, change)
 
 
 async def on_intervention_superseded(session: AsyncSession, event: Event) -> None:
     data = InterventionSuperseded.model_validate(event.data)
-    repo = AnalyticsRepository(session)
+    batch = Batch.of(session)
     change = Change(session, event)
     fallback = InterventionFact(
         household_id=data.household_id,
@@ -259,14 +324,14 @@ async def on_intervention_superseded(session: AsyncSession, event: Event) -> Non
         status=None,
         amount_thb=data.amount_thb,
     )
-    await _supersede(repo, event, data.intervention_id, change, fallback)
+    await _supersede(batch, event, data.intervention_id, change, fallback)
 
 
 async def on_intervention_status_changed(session: AsyncSession, event: Event) -> None:
     data = InterventionStatusChanged.model_validate(event.data)
-    repo = AnalyticsRepository(session)
+    batch = Batch.of(session)
     change = Change(session, event, at=data.changed_at)
-    before = await repo.intervention(data.intervention_id)
+    before = await batch.intervention(data.intervention_id)
     base = before or InterventionFact(
         household_id=data.household_id,
         area_code=data.area_code,
@@ -276,7 +341,7 @@ async def on_intervention_status_changed(session: AsyncSession, event: Event) ->
         amount_thb=data.amount_thb,
     )
     after = InterventionFact(**{**vars(base), "status": _later(base.status, data.to_status)})
-    await _apply_intervention(repo, event, data.intervention_id, before, after, change)
+    await _apply_intervention(batch, event, data.intervention_id, before, after, change)
 
 
 REGISTRY_HANDLERS: dict[str, Handler] = {

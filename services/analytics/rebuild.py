@@ -15,22 +15,25 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.analytics import events
+from services.analytics.repository import PROJECTION_LOCK
 from services.analytics.settings import AnalyticsSettings
 from shared.bus import Bus
 from shared.consumer import Consumer
-from shared.db import create_engine, create_sessionmaker, run
+from shared.db import create_engine, create_sessionmaker
+from shared.events import Event
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +47,7 @@ PROJECTIONS = (
     "menu_progress",
 )
 FRESH, RETIRED = "analytics_rebuild", "analytics_retired"
-# Held shared by every live consumer transaction, exclusively by the swap.
-PROJECTION_LOCK = 0x70696E70  # "pinp"
 Progress = Callable[[str, int, int], None]
-
-
-async def hold_projections(session: AsyncSession) -> None:
-    """The live consumers' `on_begin`: wait while a rebuild swaps the tables."""
-    await run(session, sa.select(sa.func.pg_advisory_xact_lock_shared(PROJECTION_LOCK)))
 
 
 @dataclass
@@ -60,6 +56,8 @@ class Replay:
 
     consumer: Consumer
     subscription: Any = None
+    buffer: deque[tuple[Msg, Event]] = field(default_factory=deque)
+    exhausted: bool = False
     last_seq: int = 0
     head: int = 0
 
@@ -78,26 +76,49 @@ class Replay:
             ),
         )
 
-    async def drain(self, progress: Progress | None = None) -> None:
-        """Apply batches until the stream has nothing more to give."""
-        while True:
+    async def refill(self, progress: Progress | None) -> None:
+        """Fetch the next batch into the buffer; note when the stream has no more for now."""
+        self.exhausted = False
+        while not self.buffer and not self.exhausted:
             try:
                 messages = await self.subscription.fetch(self.consumer.batch_size, timeout=1)
             except (NatsTimeoutError, TimeoutError):
+                self.exhausted = True
                 return
-            await self.consumer.handle_batch(messages)
+            self.buffer.extend(await self.consumer.parse(messages))
             last = messages[-1].metadata
             self.last_seq = max(self.last_seq, last.sequence.stream)
             self.head = max(self.head, self.last_seq + last.num_pending)
+            self.exhausted = last.num_pending == 0
             if progress is not None:
                 progress(self.consumer.stream, self.last_seq, self.head)
-            if last.num_pending == 0:
-                return
 
     async def stop(self) -> None:
         if self.subscription is not None:
             with contextlib.suppress(Exception):
                 await self.subscription.unsubscribe()
+
+
+async def replay(replays: list[Replay], progress: Progress | None = None) -> None:
+    """Apply every stream's events until none has more, in the order they happened across
+    the streams, as the live consumers met them: the totals do not depend on the order, but
+    the month in which a household counts as reached does (by the event that reached it)."""
+    while True:
+        for stream in replays:
+            if not stream.buffer and not stream.exhausted:
+                await stream.refill(progress)
+        waiting = [stream for stream in replays if stream.buffer]
+        if not waiting:
+            return
+        first = min(waiting, key=lambda stream: stream.buffer[0][1].time)
+        until = min(
+            (stream.buffer[0][1].time for stream in waiting if stream is not first),
+            default=None,
+        )
+        chunk = [first.buffer.popleft()]
+        while first.buffer and (until is None or first.buffer[0][1].time <= until):
+            chunk.append(first.buffer.popleft())
+        await first.consumer.apply_parsed(chunk)
 
 
 @dataclass
@@ -157,6 +178,7 @@ async def rebuild(
         name="analytics-rebuild",
         namespace=settings.events_namespace,
         connect_timeout=settings.nats_connect_timeout_seconds,
+        stream_replicas=settings.stream_replicas,
     )
     fresh = create_sessionmaker(fresh_engine)
     replays = [
@@ -167,7 +189,8 @@ async def rebuild(
                 stream=stream,
                 durable=durable,
                 handlers=handlers,
-                before_commit=events.write_totals,
+                on_begin=events.load_batch,
+                before_commit=events.write_batch,
                 batch_size=500,
             )
         )
@@ -180,15 +203,17 @@ async def rebuild(
     try:
         async with engine.begin() as connection:
             await _prepare(connection)
-        for replay in replays:
-            await replay.start()
+        for stream in replays:
+            await stream.start()
         # Catch up while the live tables answer and the live consumers go on.
-        await asyncio.gather(*(replay.drain(progress) for replay in replays))
+        await replay(replays, progress)
         swap_started = time.monotonic()
         async with engine.begin() as connection:
             await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(PROJECTION_LOCK)))
             # The live consumers wait now; apply what they would have applied meanwhile.
-            await asyncio.gather(*(replay.drain(progress) for replay in replays))
+            for stream in replays:
+                stream.exhausted = False
+            await replay(replays, progress)
             await _lock_tables(connection, lock_within)
             swap = [f"DROP SCHEMA IF EXISTS {RETIRED} CASCADE", f"CREATE SCHEMA {RETIRED}"]
             for table in PROJECTIONS:
@@ -200,10 +225,10 @@ async def rebuild(
         async with engine.begin() as connection:
             await connection.execute(sa.text(f"DROP SCHEMA {RETIRED} CASCADE"))
             await connection.execute(sa.text(f"DROP SCHEMA {FRESH} CASCADE"))
-        report.applied = {replay.consumer.stream: replay.consumer.applied for replay in replays}
+        report.applied = {stream.consumer.stream: stream.consumer.applied for stream in replays}
     finally:
-        for replay in replays:
-            await replay.stop()
+        for stream in replays:
+            await stream.stop()
         await bus.close()
         await fresh_engine.dispose()
         await engine.dispose()

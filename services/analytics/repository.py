@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -88,6 +89,19 @@ menu_progress = sa.Table(
 
 # Advisory lock classes of the facts (the first of the two keys).
 HOUSEHOLD_LOCK, INTERVENTION_LOCK = 1, 2
+# Held shared by every live consumer transaction, exclusively by a rebuild's swap.
+PROJECTION_LOCK = 0x70696E70  # "pinp"
+
+
+def _lock_key(entity: UUID) -> int:
+    return int.from_bytes(entity.bytes[-4:], "big", signed=True)
+
+
+def _unnest(kind: Any, values: list[Any], name: str | None = None) -> Any:
+    """One column of many rows, sent as one array parameter (a statement that compiles once,
+    whatever the number of rows)."""
+    column = sa.func.unnest(sa.cast(values, ARRAY(kind)))
+    return column.label(name) if name else column
 
 
 def _upsert_deltas(
@@ -103,12 +117,7 @@ def _upsert_deltas(
         "amount_thb": (sa.Numeric, [r.get("amount_thb", Decimal(0)) for r in rows]),
         **(extra or {}),
     }
-    source = sa.select(
-        *(
-            sa.func.unnest(sa.cast(values, ARRAY(kind))).label(name)
-            for name, (kind, values) in columns.items()
-        )
-    )
+    source = sa.select(*(_unnest(kind, values, name) for name, (kind, values) in columns.items()))
     return insert(table).from_select(list(columns), source)
 
 
@@ -122,91 +131,120 @@ class AnalyticsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def _lock(self, kind: int, entity: UUID) -> None:
-        """Serialize the transactions that change one fact, even before its row exists (a
-        row lock cannot: two consumers could each find no row and each insert one)."""
-        key = int.from_bytes(entity.bytes[-4:], "big", signed=True)
-        await run(self.session, sa.select(sa.func.pg_advisory_xact_lock(kind, key)))
+    async def hold_projections(self) -> None:
+        """Wait while a rebuild swaps the tables (the swap holds this lock exclusively)."""
+        await run(self.session, sa.select(sa.func.pg_advisory_xact_lock_shared(PROJECTION_LOCK)))
 
-    async def household(self, household_id: UUID) -> HouseholdFact | None:
-        """The household's fact, locked until the transaction ends."""
-        await self._lock(HOUSEHOLD_LOCK, household_id)
-        row = (
-            await run(
-                self.session,
-                sa.select(household_facts)
-                .where(household_facts.c.household_id == household_id)
-                .with_for_update(),
-            )
-        ).first()
-        if row is None:
-            return None
-        return HouseholdFact(
-            area_code=row.area_code,
-            registered=row.registered,
-            status=row.status,
-            dimensions=list(row.dimensions),
-            live=dict(row.live),
+    async def lock_facts(self, households: set[UUID], interventions: set[UUID]) -> None:
+        """Serialize the transactions that change the same facts, even before their rows exist
+        (a row lock cannot: two consumers could each find no row and each insert one). One
+        statement, in key order, so two batches never wait on each other in a circle."""
+        keys = sorted(
+            {(HOUSEHOLD_LOCK, _lock_key(h)) for h in households}
+            | {(INTERVENTION_LOCK, _lock_key(i)) for i in interventions}
         )
-
-    async def save_household(self, household_id: UUID, fact: HouseholdFact) -> None:
-        values = {
-            "household_id": household_id,
-            "area_code": fact.area_code,
-            "registered": fact.registered,
-            "status": fact.status,
-            "dimensions": fact.dimensions,
-            "live": fact.live,
-        }
-        statement = insert(household_facts).values(**values)
+        if not keys:
+            return
+        ordered = (
+            sa.select(
+                sa.func.unnest(sa.cast([k for k, _ in keys], ARRAY(sa.Integer))).label("kind"),
+                sa.func.unnest(sa.cast([v for _, v in keys], ARRAY(sa.Integer))).label("key"),
+            )
+            .order_by("kind", "key")
+            .subquery()
+        )
         await run(
             self.session,
-            statement.on_conflict_do_update(
-                index_elements=["household_id"],
-                set_={k: statement.excluded[k] for k in values if k != "household_id"},
+            sa.select(sa.func.pg_advisory_xact_lock(ordered.c.kind, ordered.c.key)),
+        )
+
+    async def households(self, ids: set[UUID]) -> dict[UUID, HouseholdFact]:
+        if not ids:
+            return {}
+        rows = await run(
+            self.session,
+            sa.select(household_facts).where(
+                household_facts.c.household_id == sa.any_(sa.cast(list(ids), ARRAY(sa.Uuid)))
             ),
         )
-
-    async def intervention(self, intervention_id: UUID) -> InterventionFact | None:
-        """The intervention's fact, locked until the transaction ends."""
-        await self._lock(INTERVENTION_LOCK, intervention_id)
-        row = (
-            await run(
-                self.session,
-                sa.select(intervention_facts)
-                .where(intervention_facts.c.intervention_id == intervention_id)
-                .with_for_update(),
+        return {
+            row.household_id: HouseholdFact(
+                area_code=row.area_code,
+                registered=row.registered,
+                status=row.status,
+                dimensions=list(row.dimensions),
+                live=dict(row.live),
             )
-        ).first()
-        if row is None:
-            return None
-        return InterventionFact(
-            household_id=row.household_id,
-            area_code=row.area_code,
-            dimension=row.dimension,
-            menu_code=row.menu_code,
-            status=row.status,
-            amount_thb=row.amount_thb,
-            superseded=row.superseded,
-        )
-
-    async def save_intervention(self, intervention_id: UUID, fact: InterventionFact) -> None:
-        values = {
-            "intervention_id": intervention_id,
-            "household_id": fact.household_id,
-            "area_code": fact.area_code,
-            "dimension": fact.dimension,
-            "menu_code": fact.menu_code,
-            "status": fact.status,
-            "amount_thb": fact.amount_thb,
-            "superseded": fact.superseded,
+            for row in rows
         }
-        statement = insert(intervention_facts).values(**values)
+
+    async def interventions(self, ids: set[UUID]) -> dict[UUID, InterventionFact]:
+        if not ids:
+            return {}
+        rows = await run(
+            self.session,
+            sa.select(intervention_facts).where(
+                intervention_facts.c.intervention_id == sa.any_(sa.cast(list(ids), ARRAY(sa.Uuid)))
+            ),
+        )
+        return {
+            row.intervention_id: InterventionFact(
+                household_id=row.household_id,
+                area_code=row.area_code,
+                dimension=row.dimension,
+                menu_code=row.menu_code,
+                status=row.status,
+                amount_thb=row.amount_thb,
+                superseded=row.superseded,
+            )
+            for row in rows
+        }
+
+    async def save_households(self, facts: dict[UUID, HouseholdFact]) -> None:
+        """Insert or replace many household facts in one statement."""
+        if not facts:
+            return
+        ids = sorted(facts)
+        rows = [facts[i] for i in ids]
+        source = sa.select(
+            _unnest(sa.Uuid, ids, "household_id"),
+            _unnest(sa.Text, [f.area_code for f in rows], "area_code"),
+            _unnest(sa.Boolean, [f.registered for f in rows], "registered"),
+            _unnest(sa.Text, [f.status for f in rows], "status"),
+            # Arrays of arrays would flatten: each row's dimensions travel as one string.
+            sa.func.string_to_array(
+                _unnest(sa.Text, [",".join(f.dimensions) for f in rows]), ","
+            ).label("dimensions"),
+            sa.cast(_unnest(sa.Text, [json.dumps(f.live) for f in rows]), JSONB).label("live"),
+        )
+        await self._replace(household_facts, "household_id", source)
+
+    async def save_interventions(self, facts: dict[UUID, InterventionFact]) -> None:
+        """Insert or replace many intervention facts in one statement."""
+        if not facts:
+            return
+        ids = sorted(facts)
+        rows = [facts[i] for i in ids]
+        source = sa.select(
+            _unnest(sa.Uuid, ids, "intervention_id"),
+            _unnest(sa.Uuid, [f.household_id for f in rows], "household_id"),
+            _unnest(sa.Text, [f.area_code for f in rows], "area_code"),
+            _unnest(sa.Text, [f.dimension for f in rows], "dimension"),
+            _unnest(sa.Text, [f.menu_code for f in rows], "menu_code"),
+            _unnest(sa.Text, [f.status for f in rows], "status"),
+            _unnest(sa.Numeric, [f.amount_thb for f in rows], "amount_thb"),
+            _unnest(sa.Boolean, [f.superseded for f in rows], "superseded"),
+        )
+        await self._replace(intervention_facts, "intervention_id", source)
+
+    async def _replace(self, table: sa.Table, key: str, source: sa.Select[Any]) -> None:
+        columns = [c.name for c in source.selected_columns]
+        statement = insert(table).from_select(columns, source)
         await run(
             self.session,
             statement.on_conflict_do_update(
-                index_elements=["intervention_id"],
-                set_={k: statement.excluded[k] for k in values if k != "intervention_id"},
+                index_elements=[key],
+                set_={c: statement.excluded[c] for c in columns if c != key},
             ),
         )
 
