@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from pinpoint import demo as demo_data
 from pinpoint.devservers import LocalNats, LocalPostgres, wait_for_port
 from pinpoint.services import SERVICES
+from shared.auth import Caller, Role
 from shared.logging import configure_logging
 from shared.migrations import upgrade
 
@@ -99,13 +100,23 @@ def migrate(
             upgrade(spec.migrations, _service_database_url(database_url, spec.database))
 
 
+# Inside Kubernetes' default 30 s between SIGTERM and SIGKILL, with room for the lifespan.
+GRACEFUL_SHUTDOWN_SECONDS = 25
+
+
 @app.command()
 def serve(
     service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")],
     host: str = "0.0.0.0",  # noqa: S104 - a container listens on all its interfaces
-    port: Annotated[int | None, typer.Option(help="Default: the service's own port")] = None,
+    port: Annotated[
+        int | None, typer.Option(envvar="PORT", help="Default: the service's own port")
+    ] = None,
 ) -> None:
-    """Run one service, as a container would (settings from PINPOINT_* variables)."""
+    """Run one service, as a container would (settings from PINPOINT_* variables).
+
+    On SIGTERM it stops taking requests, finishes those in flight (up to 25 s), then stops
+    the outbox relay and the consumers between two messages.
+    """
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service}; known: {', '.join(SERVICES)}")
     spec = SERVICES[service]
@@ -118,6 +129,7 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 
@@ -156,6 +168,21 @@ def _wait_healthy(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not become healthy in {timeout}s")
 
 
+def _check_gateway(url: str, data_dir: Path) -> None:
+    """The gateway refuses a request without a token and lets `pinpoint token`'s through."""
+    anonymous = httpx.get(f"{url}/v1/households", timeout=10)
+    if anonymous.status_code != 401:
+        raise RuntimeError(f"the gateway answered {anonymous.status_code} without a token")
+    caller = Caller(subject="pinpoint-up-check", role=Role.national_admin, area="TH")
+    token = token_commands.dev_token(data_dir, caller, ttl_minutes=1)
+    answer = httpx.get(
+        f"{url}/v1/households", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    if answer.status_code != 200:
+        raise RuntimeError(f"the gateway refused a development token: {answer.text}")
+    console.print("gateway: refuses requests without a token, accepts `pinpoint token`'s")
+
+
 @app.command()
 def up(
     data_dir: DataDir = DEFAULT_DATA_DIR,
@@ -170,6 +197,7 @@ def up(
     registry_port: Annotated[int, typer.Option(help="Port of the registry service")] = 8101,
     logbook_port: Annotated[int, typer.Option(help="Port of the logbook service")] = 8102,
     analytics_port: Annotated[int, typer.Option(help="Port of the analytics service")] = 8103,
+    gateway_port: Annotated[int, typer.Option(help="Port of the gateway")] = 8100,
     host: str = "127.0.0.1",
     detach_check: Annotated[
         bool, typer.Option("--check", help="Start everything, check it answers, then stop (for CI)")
@@ -208,14 +236,23 @@ def up(
                 if count
                 else "[bold]demo[/] already loaded"
             )
-        ports = {"registry": registry_port, "logbook": logbook_port, "analytics": analytics_port}
+        ports = {
+            "registry": registry_port,
+            "logbook": logbook_port,
+            "analytics": analytics_port,
+            "gateway": gateway_port,
+        }
         table = Table("service", "url")
         for name, port in ports.items():
             env = {
                 **os.environ,
                 **_service_env(name, database_url, nats_url, keys),
                 "PINPOINT_REGISTRY_URL": f"http://{host}:{registry_port}",
+                "PINPOINT_LOGBOOK_URL": f"http://{host}:{logbook_port}",
+                "PINPOINT_ANALYTICS_URL": f"http://{host}:{analytics_port}",
             }
+            if name == "gateway":  # only the gateway holds the key that signs tokens
+                env["PINPOINT_SIGNING_KEY"] = token_commands.dev_signing_key(data_dir)
             env.setdefault("PINPOINT_LOG_JSON", "false")
             children.append(
                 subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -235,6 +272,7 @@ def up(
                 )
             )
             table.add_row(name, f"http://{host}:{port}  (docs: /docs, health: /readyz)")
+        gateway_url = f"http://{host}:{gateway_port}"
         for port in ports.values():
             wait_for_port(port, timeout=60)
             _wait_healthy(f"http://{host}:{port}")
@@ -254,7 +292,10 @@ def up(
                 else "[bold]demo[/] logbook history already present"
             )
         console.print(table)
+        console.print(f"[bold]API[/] {gateway_url}/v1  (docs: {gateway_url}/docs)")
+        console.print("a token: pinpoint token --role national_admin --area TH")
         if detach_check:
+            _check_gateway(gateway_url, data_dir)
             console.print("[green]all services answer[/]")
             return
         console.print("pinpoint is up. Press Ctrl-C to stop.")
@@ -294,3 +335,8 @@ import_commands.register(app)
 from pinpoint import analytics_commands  # noqa: E402
 
 analytics_commands.register(app)
+
+# `pinpoint token` and `pinpoint oauth-client` (credentials for the gateway).
+from pinpoint import token_commands  # noqa: E402
+
+token_commands.register(app)

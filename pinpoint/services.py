@@ -52,5 +52,6 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("registry", "services.registry", 8101, "registry"),
         ServiceSpec("logbook", "services.logbook", 8102, "logbook"),
         ServiceSpec("analytics", "services.analytics", 8103, "analytics"),
+        ServiceSpec("gateway", "services.gateway", 8100, None),
     )
 }

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,6 +92,16 @@ class BodySizeLimit:
             await response(scope, receive, send)
 
 
+def operation_id(route: APIRoute) -> str:
+    """The route function's name in camelCase (`list_households` → `listHouseholds`).
+
+    FastAPI's default (`list_households_v1_households_get`) changes with the path and leaks
+    into every generated client; the function name is stable and reads as a verb.
+    """
+    head, *rest = route.name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
 @asynccontextmanager
 async def service_resources(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[None]:
     """Open the engine, the NATS connection and the outbox relay; close them in order."""
@@ -101,6 +112,7 @@ async def service_resources(app: FastAPI, settings: ServiceSettings) -> AsyncIte
         name=settings.service_name,
         namespace=settings.events_namespace,
         connect_timeout=settings.nats_connect_timeout_seconds,
+        stream_replicas=settings.stream_replicas,
     )
     app.state.engine, app.state.sessionmaker, app.state.bus = engine, sessionmaker, bus
     stop = asyncio.Event()
@@ -164,7 +176,13 @@ def build_service_app(
                 async with extra_lifespan(app):
                     yield
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
     app.state.settings = settings
     install_error_handlers(app)
     # The last added middleware is the outermost: request ID, metrics, body limit, then

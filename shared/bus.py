@@ -37,11 +37,18 @@ class Bus:
     """
 
     def __init__(
-        self, url: str, *, name: str, namespace: str = "", connect_timeout: float = 2.0
+        self,
+        url: str,
+        *,
+        name: str,
+        namespace: str = "",
+        connect_timeout: float = 2.0,
+        stream_replicas: int = 1,
     ) -> None:
         self.url = url
         self.name = name
         self.namespace = namespace
+        self.stream_replicas = stream_replicas
         self.connect_timeout = connect_timeout
         self._nc: NATS | None = None
         self._js: JetStreamContext | None = None
@@ -70,7 +77,7 @@ class Bus:
                 raise NatsUnavailable(f"reconnecting to {self.url}")
             assert self._js is not None
             if not self._streams_ready:
-                await ensure_streams(self._js, self.namespace)
+                await ensure_streams(self._js, self.namespace, replicas=self.stream_replicas)
                 self._streams_ready = True
             return self._js
 
@@ -142,14 +149,16 @@ class Bus:
             listener()
 
 
-async def ensure_streams(js: JetStreamContext, namespace: str = "") -> None:
-    """Create the REGISTRY and LOGBOOK streams if missing; they keep every event, on disk."""
+async def ensure_streams(js: JetStreamContext, namespace: str = "", *, replicas: int = 1) -> None:
+    """Create the REGISTRY and LOGBOOK streams if missing; they keep every event, on disk, on
+    `replicas` servers of the cluster (3 in production, so a lost server loses nothing)."""
     for spec in stream_specs(namespace):
         config = StreamConfig(
             name=spec.name,
             subjects=spec.subjects,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
         )
         try:
             await js.add_stream(config)

@@ -25,6 +25,8 @@ class ServiceSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     # How long one attempt to reach NATS may take (the relay retries; /readyz waits this long).
     nats_connect_timeout_seconds: float = 2.0
+    # Servers of the NATS cluster that hold each stream (3 in production; 1 on a laptop).
+    stream_replicas: int = Field(default=1, ge=1, le=5)
     # Prefix for stream names and subjects, so tests and tenants can share one NATS server.
     events_namespace: str = ""
     internal_key: SecretStr = SecretStr(DEV_INTERNAL_KEY)

@@ -42,6 +42,20 @@ class Strict(BaseModel):
 
 
 class MenuItemCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "INC-12",
+                    "dimension": "income",
+                    "name_th": "ส่งเสริมการปลูกผักปลอดสารพิษเพื่อจำหน่าย",
+                    "name_en": "Support for growing and selling pesticide-free vegetables",
+                    "agency_hint": "สำนักงานเกษตรจังหวัด",
+                }
+            ]
+        }
+    )
+
     code: MenuCode
     dimension: Dimension
     name_th: ShortText
@@ -88,6 +102,34 @@ class Problem(Strict):
 
 
 class VisitCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "visited_at": "2026-11-02T10:30:00+07:00",
+                    "team_id": "0193a6a1-5b7e-7c3d-9f20-6f1d2c8e4a11",
+                    "analysis": {
+                        "attitude": "อยากมีรายได้ประจำ พร้อมเข้ารับการฝึกอาชีพ",
+                        "skills": "ทำขนมไทยได้ เคยรับจ้างทั่วไป",
+                        "resources": "มีที่ดินหลังบ้านประมาณ 1 งาน",
+                        "way_out": "ฝึกอาชีพระยะสั้นและขอทุนประกอบอาชีพ",
+                    },
+                    "capitals": {
+                        "human": 3,
+                        "physical": 2,
+                        "economic": 1,
+                        "natural": 3,
+                        "social": 4,
+                    },
+                    "problems": [
+                        {"dimension": "income", "indicator": "2560-20", "note": "ไม่มีงานประจำ"}
+                    ],
+                    "note": "นัดติดตามหลังการฝึกอาชีพ",
+                }
+            ]
+        }
+    )
+
     visited_at: datetime
     team_id: UUID | None = Field(default=None, description="The visiting mentor team")
     analysis: Analysis = Field(default_factory=Analysis)
@@ -124,6 +166,23 @@ class InterventionStatus(StrEnum):
 
 
 class InterventionCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "household_id": "0193a6b2-7d1e-7f20-8c3a-4b5d6e7f8091",
+                    "dimension": "income",
+                    "menu_code": "INC-02",
+                    "agency_id": "0193a6a0-9e8d-7c6b-8a59-4f3e2d1c0b0a",
+                    "description": "อบรมทำขนมไทยเพื่อจำหน่าย 5 วัน",
+                    "amount_thb": "1500.00",
+                    "status": "planned",
+                    "planned_for": "2026-12-01",
+                }
+            ]
+        }
+    )
+
     household_id: UUID
     person_id: UUID | None = None
     dimension: Dimension
@@ -139,6 +198,12 @@ class InterventionCreate(Strict):
 class InterventionCorrection(Strict):
     """The corrected entry; fields left out keep the corrected entry's values."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"amount_thb": "1200.00", "reason": "ค่าวัสดุจริงน้อยกว่าที่บันทึกไว้"}]
+        }
+    )
+
     person_id: UUID | None = None
     dimension: Dimension | None = None
     menu_code: MenuCode | None = None
@@ -151,6 +216,12 @@ class InterventionCorrection(Strict):
 
 
 class StatusUpdate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "completed", "note": "ผ่านการอบรมครบ 5 วัน ได้รับวุฒิบัตร"}]
+        }
+    )
+
     status: InterventionStatus
     note: ShortText | None = None
 

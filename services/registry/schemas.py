@@ -8,6 +8,7 @@ from typing import Annotated
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.config import JsonDict
 
 from shared.indicators import Dimension, LifeStage
 from shared.pagination import Page
@@ -31,6 +32,20 @@ HouseCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
 VillageCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 -]{6,20}$")]
 
+# Example values for the OpenAPI document (a household in Chachoengsao, the demo province).
+_TEAM_ID = "0193a6a1-5b7e-7c3d-9f20-6f1d2c8e4a11"
+_PERSON_EXAMPLE: JsonDict = {
+    "citizen_id": "1-1017-00230-07-4",
+    "title": "นางสาว",
+    "first_name": "ศิริพร",
+    "last_name": "แสงทอง",
+    "sex": "female",
+    "birth_date": "1971-05-14",
+    "relation": "head",
+    "disability": False,
+    "welfare_card": True,
+}
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -48,6 +63,14 @@ class AreaPublic(BaseModel):
 
 
 class VillageCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"code": "24010412", "name_th": "บ้านคลองหลวง", "name_en": "Ban Khlong Luang"}
+            ]
+        }
+    )
+
     code: VillageCode
     name_th: Name
     name_en: Name | None = None
@@ -73,6 +96,25 @@ class OrganizationKind(StrEnum):
 
 
 class OrganizationCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "mentor_team",
+                    "name": "ทีมพี่เลี้ยงตำบลบางตีนเป็ด ชุดที่ 1",
+                    "area_code": "240104",
+                    "parent_id": "0193a6a0-1c2d-7e4f-8a9b-0c1d2e3f4a5b",
+                },
+                {
+                    "kind": "agency",
+                    "name": "สำนักงานพัฒนาสังคมและความมั่นคงของมนุษย์จังหวัดฉะเชิงเทรา",
+                    "area_code": "24",
+                    "ministry": "กระทรวงการพัฒนาสังคมและความมั่นคงของมนุษย์",
+                },
+            ]
+        }
+    )
+
     kind: OrganizationKind
     name: Name
     area_code: AreaCode
@@ -81,6 +123,10 @@ class OrganizationCreate(Strict):
 
 
 class OrganizationUpdate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "ทีมพี่เลี้ยงตำบลบางตีนเป็ด ชุดที่ 2"}]}
+    )
+
     name: Name | None = None
     parent_id: UUID | None = None
     ministry: Name | None = None
@@ -98,6 +144,19 @@ class OrganizationPublic(BaseModel):
 
 
 class MemberCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "สมชาย ใจดี",
+                    "position": "อาสาสมัครสาธารณสุขประจำหมู่บ้าน",
+                    "phone": "081-234-5678",
+                    "subject": "mentor-24010401",
+                }
+            ]
+        }
+    )
+
     name: Name
     position: Name | None = None
     phone: Phone | None = None
@@ -115,6 +174,8 @@ class MemberPublic(BaseModel):
 
 
 class MentorTeamAssignment(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"team_id": _TEAM_ID}]})
+
     team_id: UUID | None = Field(description="The mentor team; null to unassign")
 
 
@@ -138,12 +199,18 @@ class PersonBase(Strict):
 
 
 class PersonCreate(PersonBase):
+    model_config = ConfigDict(json_schema_extra={"examples": [_PERSON_EXAMPLE]})
+
     citizen_id: CitizenId | None = Field(
         default=None, description="13 digits (dashes allowed); the 13th is a check digit"
     )
 
 
 class PersonUpdate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"last_name": "ใจดี", "welfare_card": True}]}
+    )
+
     citizen_id: CitizenId | None = None
     title: Short | None = None
     first_name: Name | None = None
@@ -175,6 +242,12 @@ class PersonPublic(BaseModel):
 
 
 class PersonLookup(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"citizen_id": "1101700230074", "reason": "ตรวจสอบสิทธิบัตรสวัสดิการแห่งรัฐ"}]
+        }
+    )
+
     citizen_id: CitizenId
     reason: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500), NoNul
@@ -200,6 +273,22 @@ class HouseholdStatus(StrEnum):
 
 
 class HouseholdCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "area_code": "24010401",
+                    "house_code": "24010000001",
+                    "address": "352 หมู่ 1 ตำบลบางตีนเป็ด อำเภอเมืองฉะเชิงเทรา",
+                    "location": {"lat": 13.6904, "lon": 101.0779},
+                    "survey_year": 2567,
+                    "failed_indicators": ["2560-09", "2560-20"],
+                    "members": [_PERSON_EXAMPLE],
+                }
+            ]
+        }
+    )
+
     area_code: AreaCode = Field(description="8-digit village or 6-digit sub-district code")
     house_code: HouseCode | None = None
     address: Text | None = None
@@ -212,6 +301,12 @@ class HouseholdCreate(Strict):
 
 
 class HouseholdUpdate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"address": "18/2 หมู่ 1 ตำบลบางตีนเป็ด", "failed_indicators": ["2560-20"]}]
+        }
+    )
+
     area_code: AreaCode | None = None
     house_code: HouseCode | None = None
     address: Text | None = None
@@ -241,6 +336,12 @@ class HouseholdDetail(HouseholdPublic):
 
 
 class StatusTransition(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "graduated", "reason": "เยี่ยมติดตามแล้ว ผ่านเกณฑ์ จปฐ. ครบทุกตัวชี้วัด"}]
+        }
+    )
+
     status: HouseholdStatus
     reason: Reason | None = None
 

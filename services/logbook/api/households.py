@@ -12,7 +12,7 @@ from services.logbook.models import Visit
 from services.logbook.schemas import TimelineEntry, VisitCreate, VisitPublic
 from shared.errors import NotPermitted, ResourceNotFound, ServiceUnavailable, responses
 
-router = APIRouter(prefix="/v1/households", tags=["visits"])
+router = APIRouter(prefix="/v1/households", tags=["logbook"])
 
 
 def _public(visit: Visit) -> VisitPublic:
@@ -46,8 +46,9 @@ async def list_visits(ctx: ContextDep, household_id: UUID) -> list[VisitPublic]:
 
 @router.get(
     "/{household_id}/logbook",
+    operation_id="getHouseholdLogbook",
+    summary="Get Household Logbook",
     response_model=list[TimelineEntry],
-    tags=["logbook"],
     responses=responses(ResourceNotFound, NotPermitted),
 )
 async def household_logbook(ctx: ContextDep, household_id: UUID) -> list[TimelineEntry]:

@@ -87,6 +87,8 @@ async def get_intervention(ctx: ContextDep, intervention_id: UUID) -> Interventi
 
 @router.post(
     "/{intervention_id}/status",
+    operation_id="changeInterventionStatus",
+    summary="Change Intervention Status",
     response_model=InterventionDetail,
     responses=responses(ResourceNotFound, NotPermitted, InvalidTransition, Conflict),
 )
@@ -99,6 +101,8 @@ async def change_status(
 
 @router.post(
     "/{intervention_id}/corrections",
+    operation_id="correctIntervention",
+    summary="Correct Intervention",
     response_model=InterventionPublic,
     status_code=status.HTTP_201_CREATED,
     responses=responses(ResourceNotFound, NotPermitted, Conflict),

@@ -10,7 +10,7 @@ from services.logbook.schemas import MenuItemCreate, MenuItemPublic
 from shared.errors import Conflict, NotPermitted, responses
 from shared.indicators import Dimension
 
-router = APIRouter(prefix="/v1/menus", tags=["menus"])
+router = APIRouter(prefix="/v1/menus", tags=["logbook"])
 
 
 @router.get("", response_model=list[MenuItemPublic], responses=responses())

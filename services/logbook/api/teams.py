@@ -12,11 +12,15 @@ from services.logbook.domain import worklist
 from services.logbook.schemas import WorklistItem
 from shared.errors import NotPermitted, responses
 
-router = APIRouter(prefix="/v1/teams", tags=["worklist"])
+router = APIRouter(prefix="/v1/teams", tags=["logbook"])
 
 
 @router.get(
-    "/{team_id}/worklist", response_model=list[WorklistItem], responses=responses(NotPermitted)
+    "/{team_id}/worklist",
+    operation_id="getTeamWorklist",
+    summary="Get Team Worklist",
+    response_model=list[WorklistItem],
+    responses=responses(NotPermitted),
 )
 async def team_worklist(
     ctx: ContextDep,

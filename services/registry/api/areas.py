@@ -64,9 +64,7 @@ async def add_village(ctx: ContextDep, body: VillageCreate) -> AreaPublic:
     return AreaPublic.model_validate(await areas.add_village(ctx, body), from_attributes=True)
 
 
-@router.get(
-    "/indicators", response_model=list[IndicatorPublic], tags=["indicators"], responses=responses()
-)
+@router.get("/indicators", response_model=list[IndicatorPublic], responses=responses())
 async def list_indicators(ctx: ContextDep) -> list[IndicatorPublic]:
     """The basic-minimum-needs indicators, each with its dimension and set version."""
     rows = await areas.list_indicators(ctx)

@@ -127,6 +127,8 @@ async def update_household(
 
 @router.post(
     "/{household_id}/status",
+    operation_id="changeHouseholdStatus",
+    summary="Change Household Status",
     response_model=StatusChangePublic,
     status_code=status.HTTP_201_CREATED,
     responses=responses(ResourceNotFound, NotPermitted, InvalidTransition),
@@ -141,6 +143,8 @@ async def change_status(
 
 @router.get(
     "/{household_id}/status-history",
+    operation_id="listHouseholdStatusChanges",
+    summary="List Household Status Changes",
     response_model=list[StatusChangePublic],
     responses=responses(ResourceNotFound, NotPermitted),
 )
@@ -152,6 +156,8 @@ async def status_history(ctx: ContextDep, household_id: UUID) -> list[StatusChan
 
 @router.get(
     "/{household_id}/audit",
+    operation_id="listHouseholdAuditEntries",
+    summary="List Household Audit Entries",
     response_model=Page[AuditEntryPublic],
     responses=responses(ResourceNotFound, NotPermitted, BadRequest),
 )
@@ -193,6 +199,8 @@ async def assign_mentor_team(
 
 @router.post(
     "/{household_id}/members",
+    operation_id="addHouseholdMember",
+    summary="Add Household Member",
     response_model=PersonPublic,
     status_code=status.HTTP_201_CREATED,
     responses=responses(ResourceNotFound, NotPermitted, Conflict),
@@ -209,6 +217,8 @@ async def add_member(
 
 @router.get(
     "/{household_id}/members",
+    operation_id="listHouseholdMembers",
+    summary="List Household Members",
     response_model=list[PersonPublic],
     responses=responses(ResourceNotFound, NotPermitted),
 )

@@ -32,7 +32,16 @@ _CSV_BODY = {
         "required": True,
         "description": "The target list as CSV, UTF-8 with or without a BOM "
         "(docs/import-format.md). Streamed: any size up to the service's import limit.",
-        "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string", "format": "binary"},
+                "example": "house_code,household_key,area_code,address,survey_year,"
+                "failed_indicators,lat,lon,citizen_id,title,first_name,last_name,sex,birth_date,"
+                "relation,disability,welfare_card\n"
+                "24010000001,,240104,352 หมู่ 1,2565,2560-17,,,4728095894300,นางสาว,ศิริพร,แสงทอง,"
+                "female,1971-05-14,head,false,true\n",
+            }
+        },
     }
 }
 

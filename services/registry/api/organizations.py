@@ -101,6 +101,8 @@ async def update_organization(
 
 @router.post(
     "/{organization_id}/members",
+    operation_id="addOrganizationMember",
+    summary="Add Organization Member",
     response_model=MemberPublic,
     status_code=status.HTTP_201_CREATED,
     responses=responses(ResourceNotFound, NotPermitted),
@@ -113,6 +115,8 @@ async def add_member(ctx: ContextDep, organization_id: UUID, body: MemberCreate)
 
 @router.get(
     "/{organization_id}/members",
+    operation_id="listOrganizationMembers",
+    summary="List Organization Members",
     response_model=Page[MemberPublic],
     responses=responses(ResourceNotFound, NotPermitted, BadRequest),
 )
@@ -130,6 +134,8 @@ async def list_members(
 
 @router.delete(
     "/{organization_id}/members/{member_id}",
+    operation_id="removeOrganizationMember",
+    summary="Remove Organization Member",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(ResourceNotFound, NotPermitted),
 )
