@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test lint check-types check-imports pytest clean
+.PHONY: install up test lint check-types check-imports pytest lock clean
 
 $(BIN)/pinpoint: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "pinpoint needs Python 3.11+"'
@@ -33,6 +33,11 @@ check-imports:
 
 pytest:
 	$(BIN)/pytest
+
+## Pin every runtime dependency, with hashes, for the container image (deploy/requirements.lock).
+lock: install
+	$(BIN)/uv pip compile pyproject.toml deploy/requirements.in --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make lock" --output-file deploy/requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
