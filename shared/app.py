@@ -22,7 +22,7 @@ from shared.errors import PayloadTooLarge, install_error_handlers, problem_respo
 from shared.health import ReadinessCheck, health_router
 from shared.idempotency import IdempotencyMiddleware
 from shared.logging import install_request_id
-from shared.metrics import install_metrics
+from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, install_metrics
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
 
@@ -107,6 +107,11 @@ async def service_resources(app: FastAPI, settings: ServiceSettings) -> AsyncIte
     """Open the engine, the NATS connection and the outbox relay; close them in order."""
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
+    pool: Any = engine.sync_engine.pool
+    DB_POOL_IN_USE.labels(settings.service_name).set_function(pool.checkedout)
+    DB_POOL_SIZE.labels(settings.service_name).set_function(
+        lambda: pool.checkedin() + pool.checkedout()
+    )
     bus = Bus(
         settings.nats_url,
         name=settings.service_name,

@@ -21,6 +21,12 @@ LATENCY = Histogram(
 )
 OUTBOX_BACKLOG = Gauge("pinpoint_outbox_backlog", "Outbox events not yet published")
 OUTBOX_PUBLISHED = Counter("pinpoint_outbox_published_total", "Outbox events confirmed by NATS")
+DB_POOL_IN_USE = Gauge(
+    "pinpoint_db_pool_connections_in_use", "Database connections checked out", ["service"]
+)
+DB_POOL_SIZE = Gauge(
+    "pinpoint_db_pool_connections_open", "Database connections the pool holds open", ["service"]
+)
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

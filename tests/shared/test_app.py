@@ -151,3 +151,17 @@ async def test_metrics_count_refused_bodies(tiny: FastAPI, client: httpx.AsyncCl
         ("GET", "/metrics", "200"): 1,
         ("POST", "/v1/things", "413"): 1,
     }
+
+
+async def test_metrics_show_the_database_pool_in_use(
+    tiny: FastAPI, client: httpx.AsyncClient
+) -> None:
+    service = tiny.state.settings.service_name
+    assert (await client.get("/readyz")).status_code == 200  # opens a connection
+    values = {}
+    for family in text_string_to_metric_families((await client.get("/metrics")).text):
+        for sample in family.samples:
+            if sample.name.startswith("pinpoint_db_pool") and sample.labels == {"service": service}:
+                values[sample.name] = sample.value
+    assert values["pinpoint_db_pool_connections_in_use"] == 0  # the check gave it back
+    assert values["pinpoint_db_pool_connections_open"] >= 1
