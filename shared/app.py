@@ -22,7 +22,7 @@ from shared.errors import PayloadTooLarge, install_error_handlers, problem_respo
 from shared.health import ReadinessCheck, health_router
 from shared.idempotency import IdempotencyMiddleware
 from shared.logging import install_request_id
-from shared.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, install_metrics
+from shared.metrics import DB_POOL_IN_USE, DB_POOL_MAX, DB_POOL_SIZE, install_metrics
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
 
@@ -112,6 +112,7 @@ async def service_resources(app: FastAPI, settings: ServiceSettings) -> AsyncIte
     DB_POOL_SIZE.labels(settings.service_name).set_function(
         lambda: pool.checkedin() + pool.checkedout()
     )
+    DB_POOL_MAX.labels(settings.service_name).set(2 * settings.database_pool_size)
     bus = Bus(
         settings.nats_url,
         name=settings.service_name,

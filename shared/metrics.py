@@ -27,6 +27,9 @@ DB_POOL_IN_USE = Gauge(
 DB_POOL_SIZE = Gauge(
     "pinpoint_db_pool_connections_open", "Database connections the pool holds open", ["service"]
 )
+DB_POOL_MAX = Gauge(
+    "pinpoint_db_pool_connections_max", "Database connections the pool may open", ["service"]
+)
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
