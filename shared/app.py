@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import tracing
 from shared.bus import Bus
 from shared.consumer import consumers_ready
 from shared.db import create_engine, create_sessionmaker, database_ready
@@ -167,7 +168,8 @@ def build_service_app(
     readiness: dict[str, ReadinessCheck] | None = None,
     streamed_bodies: dict[str, int] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with pinpoint's conventions: problem+json, request IDs, metrics, health.
+    """A FastAPI app with pinpoint's conventions: problem+json, request IDs, metrics, health,
+    and a server span per request while tracing (`shared/tracing.py`).
 
     `streamed_bodies` names the paths whose routes stream their request body (bulk uploads),
     each with its own size limit; the idempotency middleware never buffers those bodies.
@@ -210,4 +212,6 @@ def build_service_app(
     )
     for router in routers:
         app.include_router(router)
+    if tracing.configure_tracing(settings):
+        tracing.instrument_app(app)
     return app

@@ -15,10 +15,11 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
@@ -31,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared import tracing
 from shared.bus import Bus
 from shared.db import run, transaction
 from shared.events import Event, stream_name
@@ -212,8 +214,13 @@ class Consumer:
                     await subscription.unsubscribe()
 
     async def _fetch(self, subscription: Any, stop: asyncio.Event) -> list[Msg]:
-        """The next batch, or nothing when none came within a second or `stop` was set."""
-        fetch = asyncio.ensure_future(subscription.fetch(self.batch_size, timeout=1))
+        """The next batch, or nothing when none came within a second or `stop` was set.
+
+        nats.py's `fetch(n)`, once it had to wait for a first message, waits on for all `n` or
+        its whole timeout: an event arriving at an idle consumer would sit there up to a
+        second. So: wait for one, then take at once whatever else is there.
+        """
+        fetch = asyncio.ensure_future(subscription.fetch(1, timeout=1))
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -226,11 +233,24 @@ class Consumer:
             messages: list[Msg] = fetch.result()
         except (NatsTimeoutError, TimeoutError):  # nats.py raises either when nothing came
             return []
+        if self.batch_size > 1 and messages[-1].metadata.num_pending:
+            with contextlib.suppress(NatsTimeoutError, TimeoutError):
+                messages += await subscription.fetch(self.batch_size - 1, timeout=0.2)
         return messages
 
-    async def apply(self, session: AsyncSession, events: Sequence[Event]) -> int:
+    async def apply(
+        self,
+        session: AsyncSession,
+        events: Sequence[Event],
+        headers: Mapping[UUID, Mapping[str, str]] | None = None,
+    ) -> int:
         """Apply the events this consumer has not applied yet, in order, inside `session`'s
-        transaction; record their ids there too. Returns how many were applied."""
+        transaction; record their ids there too. Returns how many were applied.
+
+        `headers` are the NATS headers of each event's message, by event id: each handler runs
+        with the request ID and trace context they carry (a `consume {type}` span).
+        """
+        headers = headers or {}
         known = [event for event in events if event.type in self.handlers]
         if not known:
             return 0
@@ -250,7 +270,9 @@ class Consumer:
         for event in known:
             if event.id in first_time:
                 first_time.discard(event.id)  # a copy later in the same batch is a duplicate
-                await self.handlers[event.type](session, event)
+                carrier = headers.get(event.id)
+                with tracing.consuming(event, carrier, durable=self.durable, stream=self.stream):
+                    await self.handlers[event.type](session, event)
                 applied += 1
         if applied and self.before_commit is not None:
             await self.before_commit(session)
@@ -279,14 +301,24 @@ class Consumer:
         return parsed
 
     async def apply_parsed(self, parsed: Sequence[tuple[Msg, Event]]) -> None:
-        """Apply parsed messages in one transaction and ack them; on failure, one by one."""
+        """Apply parsed messages in one transaction and ack them; on failure, one by one.
+
+        While tracing, the transaction is one `apply {durable}` span, and each event is applied
+        in a `consume {type}` span of the trace that caused it, linked to that batch span: one
+        trace per request stays whole across NATS, and the batch's commit is seen once.
+        """
         if not parsed:
             return
+        with tracing.consumer_batch(self.durable, self.stream, len(parsed)):
+            await self._apply_parsed(parsed)
+
+    async def _apply_parsed(self, parsed: Sequence[tuple[Msg, Event]]) -> None:
         events = [event for _, event in parsed]
+        headers = _headers_by_event(parsed)
         started = time.perf_counter()
         try:
             async with transaction(self.sessionmaker) as session:
-                count = await self.apply(session, events)
+                count = await self.apply(session, events, headers)
         except Exception as exc:
             logger.info(
                 "batch of %s failed in %s, applying one by one: %r",
@@ -314,7 +346,7 @@ class Consumer:
     async def _handle_one(self, message: Msg, event: Event) -> None:
         try:
             async with transaction(self.sessionmaker) as session:
-                count = await self.apply(session, [event])
+                count = await self.apply(session, [event], _headers_by_event([(message, event)]))
         except Exception as exc:
             attempts = message.metadata.num_delivered
             if attempts >= self.max_deliver:
@@ -350,6 +382,10 @@ class Consumer:
             extra={"subject": message.subject, "error": error[:200]},
         )
         await message.term()
+
+
+def _headers_by_event(parsed: Sequence[tuple[Msg, Event]]) -> dict[UUID, Mapping[str, str]]:
+    return {event.id: message.headers for message, event in parsed if message.headers}
 
 
 async def dead_letter_rows(

@@ -1,4 +1,4 @@
-"""JSON logs with the request ID of the request being served."""
+"""JSON logs with the request ID of the request being served, and the trace it is part of."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import logging
 import re
 import sys
 from contextvars import ContextVar
+from typing import TextIO
 
 from fastapi import FastAPI
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,14 +23,20 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class _RequestIdFilter(logging.Filter):
+    """Note the request ID, and the trace and span IDs while a span is current."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
         return True
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    """Send every log line to stderr, as JSON unless asked otherwise."""
-    handler = logging.StreamHandler(sys.stderr)
+def log_handler(stream: TextIO, *, json: bool = True) -> logging.Handler:
+    """A handler that writes log lines to `stream`, as JSON unless asked otherwise."""
+    handler = logging.StreamHandler(stream)
     handler.addFilter(_RequestIdFilter())
     if json:
         handler.setFormatter(
@@ -39,6 +47,12 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         )
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s"))
+    return handler
+
+
+def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
+    """Send every log line to stderr, as JSON unless asked otherwise."""
+    handler = log_handler(sys.stderr, json=json)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -23,6 +23,7 @@ from sqlmodel import Column, Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
+from shared import tracing
 from shared.bus import Bus
 from shared.db import mark_events_staged, run, transaction
 from shared.events import Event, EventData, subject_for
@@ -73,11 +74,14 @@ def outbox_table_ddl(op: Any) -> None:
 
 
 def trace_headers(request: Request) -> dict[str, str]:
-    """NATS headers that carry the request's ID and W3C trace context into its events."""
+    """NATS headers that carry the request's ID and W3C trace context into its events.
+
+    The context is the request's span while tracing, else the caller's `traceparent`.
+    """
     headers: dict[str, str] = {}
     if request_id := current_request_id():
         headers[REQUEST_ID_HEADER] = request_id
-    if traceparent := request.headers.get("traceparent"):
+    if not tracing.inject(headers) and (traceparent := request.headers.get("traceparent")):
         headers["traceparent"] = traceparent
     return headers
 
@@ -101,7 +105,7 @@ class Outbox:
     def add(self, data: EventData, *, subject: str | UUID, area_code: str) -> Event:
         """Stage one event in the current transaction."""
         event = Event.of(data, source=self.source, subject=subject, area_code=area_code)
-        self.session.add(self._row(event))
+        self.session.add(self._row(event, tracing.with_current_context(self.headers)))
         mark_events_staged(self.session)
         return event
 
@@ -109,16 +113,22 @@ class Outbox:
         """Stage many events with one statement (bulk paths)."""
         if not events:
             return
-        rows = [self._row(e).model_dump(exclude={"seq", "created_at", "sent_at"}) for e in events]
+        headers = tracing.with_current_context(self.headers)
+        rows = [
+            self._row(e, headers).model_dump(exclude={"seq", "created_at", "sent_at"})
+            for e in events
+        ]
         await self.session.exec(sa.insert(OutboxMessage), params=rows)
         mark_events_staged(self.session)
 
-    def _row(self, event: Event) -> OutboxMessage:
+    def _row(self, event: Event, headers: dict[str, str]) -> OutboxMessage:
+        # The headers carry the trace context of the span current when the event was staged
+        # (a request's, or the consumer's that applied an event): the relay sends them on.
         return OutboxMessage(
             id=event.id,
             subject=subject_for(event.type, self.namespace),
             payload=event.model_dump(mode="json"),
-            headers=self.headers,
+            headers=headers,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development placeholders: usable on a laptop, refused in production.
@@ -40,6 +40,15 @@ class ServiceSettings(BaseSettings):
     relay_idle_seconds: float = 0.5
     # Published outbox rows are kept this long (the streams keep the events for good).
     outbox_retention_hours: float = 72.0
+    # OpenTelemetry's standard variables: traces are exported (OTLP over HTTP) only when an
+    # endpoint is set; the exporter reads the rest of `OTEL_EXPORTER_OTLP_*` itself.
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    otel_service_name: str | None = Field(default=None, validation_alias="OTEL_SERVICE_NAME")
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> ServiceSettings:

@@ -27,6 +27,7 @@ from shared.errors import install_error_handlers
 from shared.health import ReadinessCheck, health_router
 from shared.logging import install_request_id
 from shared.metrics import install_metrics
+from shared.tracing import configure_tracing, instrument_app
 
 # What a browser on another origin may send, and read back, across CORS.
 CORS_REQUEST_HEADERS = [
@@ -61,6 +62,7 @@ def create_app(
     """
     settings = settings or GatewaySettings()
     transports = transports or {}
+    traced = configure_tracing(settings)  # before the upstream clients are instrumented
     upstreams = {
         name: Upstream(name, settings, transports.get(name)) for name in settings.service_urls()
     }
@@ -119,4 +121,6 @@ def create_app(
     for router in routers:
         app.include_router(router)
     install_forwarding(app, settings, upstreams)
+    if traced:
+        instrument_app(app)
     return app

@@ -22,6 +22,7 @@ from services.gateway.settings import GatewaySettings
 from shared.auth import IDENTITY_HEADER, Caller, mint_internal_token
 from shared.errors import BadRequest, ServiceUnavailable
 from shared.logging import REQUEST_ID_HEADER, current_request_id
+from shared.tracing import inject, instrument_client
 
 # What a service reads from a request; everything else stays at the gateway.
 FORWARDED_HEADERS = (
@@ -74,6 +75,7 @@ class Upstream:
             timeout=timeout_for(settings, upload=False),
             trust_env=False,  # never through a proxy the environment happens to name
         )
+        instrument_client(self.client)  # a client span per request while tracing
 
     async def alive(self) -> bool:
         """Whether the service answers its `/healthz` (the gateway's readiness)."""
@@ -93,7 +95,12 @@ def timeout_for(settings: GatewaySettings, *, upload: bool) -> httpx.Timeout:
 
 
 def trace_context(request: Request) -> dict[str, str]:
-    """The caller's `traceparent` and `tracestate` if the former is valid, else a new trace."""
+    """While tracing, the request's span (a child of the caller's valid `traceparent`);
+    otherwise the caller's `traceparent` and `tracestate` if the former is valid, else a new
+    trace. (The client span then puts its own context in its place.)"""
+    context: dict[str, str] = {}
+    if inject(context):
+        return context
     traceparent = request.headers.get("traceparent", "")
     match = _TRACEPARENT.fullmatch(traceparent)
     if (
@@ -103,11 +110,11 @@ def trace_context(request: Request) -> dict[str, str]:
         and int(match[2], 16) != 0
         and int(match[3], 16) != 0
     ):
-        context = {"traceparent": traceparent}
+        context["traceparent"] = traceparent
         if tracestate := request.headers.get("tracestate"):
             context["tracestate"] = tracestate
         return context
-    # The gateway records no spans itself, so it starts the trace unsampled.
+    # Not tracing, the gateway records no spans itself, so it starts the trace unsampled.
     return {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"}
 
 
