@@ -7,6 +7,7 @@ from uuid import UUID
 
 import httpx
 
+from shared import tracing
 from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
 from shared.errors import ServiceUnavailable
 
@@ -26,6 +27,7 @@ class RegistryClient:
     ) -> None:
         self._key = internal_key
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        tracing.instrument_client(self._client)  # the call joins the trace of what needed it
 
     async def household(self, household_id: UUID) -> dict[str, Any] | None:
         """The household as the registry knows it, or None if it does not exist."""
