@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+
+from shared.errors import BadRequest, FieldError, problem_response
 
 
 @dataclass
@@ -29,12 +31,32 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz")
-    async def readyz(request: Request) -> JSONResponse:
+    async def readyz(
+        request: Request,
+        check: Annotated[
+            list[str] | None,
+            Query(description="Judge readiness on these checks only (all by default)"),
+        ] = None,
+    ) -> JSONResponse:
+        """Every check's verdict; 503 unless all pass. `?check=database` narrows the verdict
+        (an orchestrator keeps a pod in service while NATS is away: writes wait in the outbox),
+        while the body still shows every check."""
+        unknown = set(check or ()) - checks.keys()
+        if unknown:
+            return problem_response(
+                request,
+                status=BadRequest.status,
+                slug=BadRequest.slug,
+                title=BadRequest.title,
+                detail=f"no check {', '.join(sorted(unknown))}; known: {', '.join(checks)}",
+                errors=[FieldError(field="check", message="unknown check")],
+            )
         results = {}
-        for name, check in checks.items():
-            result = await check(request)
+        for name, run in checks.items():
+            result = await run(request)
             results[name] = result if isinstance(result, CheckResult) else CheckResult(result)
-        ready = all(result.ok for result in results.values())
+        judged = set(check) if check else set(checks)
+        ready = all(result.ok for name, result in results.items() if name in judged)
         body: dict[str, Any] = {
             "status": "ready" if ready else "not_ready",
             "checks": {name: "ok" if r.ok else "failing" for name, r in results.items()},

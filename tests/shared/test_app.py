@@ -165,3 +165,18 @@ async def test_metrics_show_the_database_pool_in_use(
                 values[sample.name] = sample.value
     assert values["pinpoint_db_pool_connections_in_use"] == 0  # the check gave it back
     assert values["pinpoint_db_pool_connections_open"] >= 1
+
+
+async def test_readyz_can_judge_on_the_database_alone_while_nats_is_down(
+    servers: Servers,
+) -> None:
+    app = tiny_app(
+        tiny_settings(servers, nats_url=unused_nats_url(), nats_connect_timeout_seconds=0.5)
+    )
+    async with running(app), client_for(app) as client:
+        narrowed = await client.get("/readyz", params={"check": "database"})
+        unknown = await client.get("/readyz", params={"check": "nothing"})
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["checks"]["nats"] == "failing"  # still shown
+    assert unknown.status_code == 400
+    assert unknown.headers["content-type"].startswith("application/problem+json")
