@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import httpx
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from services.gateway.middleware import caller_of
 from services.gateway.routing import FAMILIES
@@ -21,22 +20,33 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 def install_forwarding(
     app: FastAPI, settings: GatewaySettings, upstreams: dict[str, Upstream]
 ) -> None:
-    """Add one route per family; it takes the raw request, whose body is the service's to read."""
+    """Add one route per family; it takes the raw request, whose body is the service's to read.
+
+    Plain Starlette routes: FastAPI's parameter and dependency machinery has nothing to do for
+    a request passed on whole, and costs a fifth of the gateway's time per request.
+    """
     for family in FAMILIES:
-        endpoint = _endpoint(
-            settings, upstreams[family.service], timeout_for(settings, upload=family.upload)
+        app.router.routes.append(
+            _route(
+                family.path,
+                settings,
+                upstreams[family.service],
+                timeout_for(settings, upload=family.upload),
+            )
         )
-        app.add_api_route(family.path, endpoint, methods=METHODS, include_in_schema=False)
 
 
-def _endpoint(
-    settings: GatewaySettings, upstream: Upstream, timeout: httpx.Timeout
-) -> Callable[[Request], Awaitable[Response]]:
+def _route(
+    path: str, settings: GatewaySettings, upstream: Upstream, timeout: httpx.Timeout
+) -> Route:
     internal_key = settings.internal_key.get_secret_value()
     ttl = settings.internal_token_ttl_seconds
 
     async def endpoint(request: Request) -> Response:
+        # As FastAPI's routes do, name the route in the scope: the metrics count by its path.
+        request.scope["route"] = route
         headers = upstream_headers(request, caller_of(request), internal_key, ttl)
         return await forward(request, upstream, headers, timeout)
 
-    return endpoint
+    route = Route(path, endpoint, methods=METHODS)
+    return route
