@@ -132,6 +132,12 @@ GATEWAY_ERRORS = {
     "503": "A service this needs is not answering",
 }
 BODY_TOO_LARGE = "Request body too large"
+# FastAPI's answer to a JSON body that is not UTF-8 (invalid JSON in UTF-8 is a 422).
+BODY_UNREADABLE = "Bad request: the body is not UTF-8 text"
+IDEMPOTENCY_CONFLICT = (
+    "Conflict: this Idempotency-Key was used for a different request, or the first request "
+    "with it is still running"
+)
 
 # Other representations a `format` query parameter may ask for.
 FORMAT_MEDIA_TYPES = {"csv": "text/csv"}
@@ -256,6 +262,7 @@ def _service_document(app: FastAPI) -> Document:
         if path.startswith(PUBLIC_PREFIX):
             if "post" in item and path not in unbuffered:
                 item["post"].setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+                item["post"]["responses"].setdefault("409", {"description": IDEMPOTENCY_CONFLICT})
             paths[path] = item
     return {**document, "paths": paths}
 
@@ -430,6 +437,8 @@ def _public_operation(operation: dict[str, Any]) -> dict[str, Any]:
         responses.setdefault(status, {"description": text})
     if "requestBody" in operation:
         responses.setdefault("413", {"description": BODY_TOO_LARGE})
+        if "application/json" in operation["requestBody"].get("content", {}):
+            responses.setdefault("400", {"description": BODY_UNREADABLE})
     formats = _formats(parameters)
     for status, response in responses.items():
         response = dict(response)

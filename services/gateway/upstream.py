@@ -147,7 +147,9 @@ async def forward(
     outgoing = upstream.client.build_request(
         request.method,
         target,
-        headers=headers,
+        # Values as they came, in the latin-1 Starlette read them in: httpx would encode a
+        # str as ASCII and fail on any other byte (a Thai reason sent as UTF-8, say).
+        headers=httpx.Headers(headers, encoding="latin-1"),
         content=request.stream() if _has_body(request) else None,
         timeout=timeouts,
     )

@@ -413,3 +413,20 @@ async def test_a_citizen_id_entered_by_mistake_can_be_removed_and_given_to_its_o
     trail = (await admin.get(f"/v1/households/{created['id']}/audit")).json()["items"]
     removal = next(e for e in trail if e["action"] == "member_updated")
     assert removal["changes"] == {"citizen_id": [mask_citizen_id(digits), None]}
+
+
+async def test_a_reason_written_in_thai_is_logged_as_written(
+    admin: httpx.AsyncClient,
+    as_caller: ClientFactory,
+    registry_settings: RegistrySettings,
+) -> None:
+    created = await register(admin, members=[person(citizen_id=citizen_id())])
+    officer = as_caller("subdistrict_team", "240101")
+    await registry_rows(registry_settings, "DELETE FROM pii_access")
+    reason = "เตรียมลงพื้นที่เยี่ยมบ้าน"
+    response = await officer.get(
+        f"/v1/persons/{created['members'][0]['id']}",
+        headers={"X-Access-Reason": reason.encode("utf-8")},
+    )
+    assert response.status_code == 200, response.text
+    assert [e["reason"] for e in await pii_log(registry_settings)] == [reason]

@@ -90,13 +90,16 @@ async def list_child_progress(
     )
 
 
-def _month(value: str) -> date:
+def _month(value: str, field: str) -> date:
     year, month = value.split("-")
+    if int(year) < 1:  # the pattern lets 0000 through; the calendar starts at year 1
+        raise Unprocessable("there is no year 0", errors=[FieldError(field=field, message="0000")])
     return date(int(year), int(month), 1)
 
 
 def _months_back(month: date, count: int) -> date:
-    index = month.year * 12 + month.month - 1 - count
+    """The month `count` months earlier, or the calendar's first month if that is earlier."""
+    index = max(month.year * 12 + month.month - 1 - count, 12)
     return date(index // 12, index % 12 + 1, 1)
 
 
@@ -122,8 +125,9 @@ async def get_progress_series(
     ] = "all",
 ) -> ProgressSeries:
     """The area's totals at the end of each month and each month's net change."""
-    last = _month(to) if to else _month(f"{datetime.now(UTC).astimezone(THAI_TIME):%Y-%m}")
-    first = _month(from_) if from_ else _months_back(last, 11)
+    this_month = f"{datetime.now(UTC).astimezone(THAI_TIME):%Y-%m}"
+    last = _month(to or this_month, "to")
+    first = _month(from_, "from") if from_ else _months_back(last, 11)
     if first > last:
         raise Unprocessable(
             "`from` is after `to`", errors=[FieldError(field="from", message="after `to`")]

@@ -132,18 +132,20 @@ async def series(
                 running[measure] += change[measure]
     months = []
     month = first
-    while month <= last:
+    while True:
         change = changes.get(month)
         if change is not None:
             for measure in running:
                 running[measure] += change[measure]
         months.append(
             MonthProgress(
-                month=f"{month:%Y-%m}",
+                month=f"{month.year:04}-{month.month:02}",  # %Y leaves years before 1000 short
                 **_totals_of(running).model_dump(),
                 change=Change(**_counts(change)) if change is not None else Change(),
             )
         )
+        if month >= last:  # never past it: the month after 9999-12 does not exist
+            break
         month = next_month(month)
     return ProgressSeries(
         area_code=area.code,

@@ -19,6 +19,7 @@ from services.logbook.schemas import (
     StatusUpdate,
 )
 from shared.errors import (
+    BadRequest,
     Conflict,
     InvalidTransition,
     NotPermitted,
@@ -48,7 +49,12 @@ async def record_intervention(
     return row
 
 
-@router.get("", response_model=Page[InterventionPublic], responses=responses(NotPermitted))
+@router.get(
+    "",
+    response_model=Page[InterventionPublic],
+    # 404: `household_id` names a household outside the caller's scope, or none.
+    responses=responses(ResourceNotFound, NotPermitted, BadRequest),
+)
 async def list_interventions(
     ctx: ContextDep,
     area_code: Annotated[AreaCode | None, Query(description="Matches by prefix")] = None,

@@ -34,8 +34,19 @@ async def context(
         repo=RegistryRepository(session),
         outbox=Outbox(session, source=SOURCE, namespace=settings.events_namespace, headers=headers),
         vault=request.app.state.vault,
-        access_reason=x_access_reason,
+        access_reason=_text_header(x_access_reason),
     )
+
+
+def _text_header(value: str | None) -> str | None:
+    """A header of free text as the officer wrote it: HTTP carries bytes, which Starlette reads
+    as latin-1; a reason written in Thai arrives as UTF-8 bytes."""
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8: keep what was read
+        return value
 
 
 ContextDep = Annotated[Context, Depends(context)]
