@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from nats.aio.msg import Msg
@@ -29,6 +30,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Gauge
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -111,10 +113,6 @@ def consumer_tables_ddl(op: Any) -> None:
     )
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 class Consumer:
     """One durable pull consumer of one stream, shared by every replica of a service."""
 
@@ -175,8 +173,10 @@ class Consumer:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.ack_wait,
-            # One more than we allow ourselves: the last try is ours to dead-letter.
-            max_deliver=self.max_deliver + 1,
+            # No limit on NATS's side: while the database is away an event is delivered again
+            # and again and must never be dropped; `max_deliver` failures of the event itself
+            # are counted here and dead-lettered.
+            max_deliver=-1,
             max_ack_pending=self.batch_size * 10,
         )
         return await js.pull_subscribe("", durable=self.durable, stream=self.stream, config=config)
@@ -280,7 +280,7 @@ class Consumer:
 
     def _applied(self, events: Sequence[Event], count: int) -> None:
         self.applied += count
-        newest = max((_aware(e.time) for e in events), default=None)
+        newest = max((e.time for e in events), default=None)
         if newest is None:
             return
         if self.newest_event_time is None or newest > self.newest_event_time:
@@ -320,6 +320,8 @@ class Consumer:
             async with transaction(self.sessionmaker) as session:
                 count = await self.apply(session, events, headers)
         except Exception as exc:
+            if database_unavailable(exc):
+                raise  # no event's fault: `run` waits and the messages come again
             logger.info(
                 "batch of %s failed in %s, applying one by one: %r",
                 len(parsed),
@@ -348,6 +350,8 @@ class Consumer:
             async with transaction(self.sessionmaker) as session:
                 count = await self.apply(session, [event], _headers_by_event([(message, event)]))
         except Exception as exc:
+            if database_unavailable(exc):
+                raise  # not a try of the event: `run` waits and the message comes again
             attempts = message.metadata.num_delivered
             if attempts >= self.max_deliver:
                 await self._dead_letter(message, event, repr(exc))
@@ -382,6 +386,14 @@ class Consumer:
             extra={"subject": message.subject, "error": error[:200]},
         )
         await message.term()
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error says the database is away (a lost or refused connection, a server
+    shutting down) rather than that the event cannot be applied."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError)
 
 
 def _headers_by_event(parsed: Sequence[tuple[Msg, Event]]) -> dict[UUID, Mapping[str, str]]:

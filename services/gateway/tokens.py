@@ -195,7 +195,10 @@ class TokenVerifier:
             key, algorithms, audience = self.own_key, [OWN_ALGORITHM], settings.audience
         elif self.oidc_keys is not None and issuer == settings.oidc_issuer:
             jwk = await self.oidc_keys.key(header.get("kid"))
-            key, algorithms, audience = jwk.key, OIDC_ALGORITHMS, settings.oidc_audience
+            # Only the algorithm of the key the token names: a token that pairs an RSA key
+            # with ES256 is refused, not fed to the wrong verifier.
+            key, audience = jwk.key, settings.oidc_audience
+            algorithms = [a for a in OIDC_ALGORITHMS if a == jwk.algorithm_name] or OIDC_ALGORITHMS
         else:
             raise TokenRejected("the token's issuer is not trusted")
         try:
@@ -214,6 +217,8 @@ class TokenVerifier:
             raise TokenRejected("the token is not meant for this API") from exc
         except jwt.PyJWTError as exc:
             raise TokenRejected(f"the token is not valid: {exc}") from exc
+        except (TypeError, ValueError) as exc:  # a key of one kind offered to another's verifier
+            raise TokenRejected("the token does not match its key") from exc
         return caller_from_claims(claims), float(claims["exp"])
 
     async def aclose(self) -> None:

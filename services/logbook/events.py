@@ -6,6 +6,9 @@ consumer's transaction together with the record of the event's id.
 
 from __future__ import annotations
 
+from typing import Any
+from uuid import UUID
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.logbook.repository import LogbookRepository
@@ -22,6 +25,18 @@ from shared.events.registry import (
 )
 
 DURABLE = "logbook-households"
+
+
+class NotKnownYet(LookupError):
+    """An event about a household whose registration is not applied yet. Replicas share the
+    stream, so a household's assignment can reach one of them before its registration reaches
+    the other: raised, the event is tried again a moment later (and dead-lettered if the
+    registration never comes), never applied to nothing."""
+
+
+async def _update(repo: LogbookRepository, household_id: UUID, **values: Any) -> None:
+    if not await repo.update_household(household_id, **values):
+        raise NotKnownYet(f"household {household_id} is not registered here yet")
 
 
 async def on_household_registered(session: AsyncSession, event: Event) -> None:
@@ -50,20 +65,18 @@ async def on_household_registered(session: AsyncSession, event: Event) -> None:
 
 async def on_household_updated(session: AsyncSession, event: Event) -> None:
     data = HouseholdUpdated.model_validate(event.data)
-    await LogbookRepository(session).update_household(data.household_id, area_code=data.area_code)
+    await _update(LogbookRepository(session), data.household_id, area_code=data.area_code)
 
 
 async def on_household_assigned(session: AsyncSession, event: Event) -> None:
     data = HouseholdAssigned.model_validate(event.data)
-    await LogbookRepository(session).update_household(
-        data.household_id, mentor_team_id=data.mentor_team_id
-    )
+    await _update(LogbookRepository(session), data.household_id, mentor_team_id=data.mentor_team_id)
 
 
 async def on_household_status_changed(session: AsyncSession, event: Event) -> None:
     data = HouseholdStatusChanged.model_validate(event.data)
     repo = LogbookRepository(session)
-    await repo.update_household(data.household_id, status=data.to_status)
+    await _update(repo, data.household_id, status=data.to_status)
     await repo.add_household_status(
         {
             "event_id": event.id,

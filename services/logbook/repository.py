@@ -75,12 +75,14 @@ class LogbookRepository:
             )
         )
 
-    async def update_household(self, household_id: UUID, **values: Any) -> None:
-        await self.session.exec(
+    async def update_household(self, household_id: UUID, **values: Any) -> bool:
+        """Change a known household; False if it is not in the read model."""
+        result = await self.session.exec(
             sa.update(HouseholdRef)
             .where(col(HouseholdRef.id) == household_id)
             .values(**values, refreshed_at=sa.func.now())
         )
+        return bool(result.rowcount)
 
     async def upsert_organization(self, values: dict[str, Any]) -> None:
         statement = insert(OrganizationRef).values(**values)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import uuid_utils.compat as uuid_compat
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 def uuid7() -> UUID:
@@ -39,6 +39,12 @@ class Event(BaseModel):
     area_code: str
     schema_version: int
     data: dict[str, Any]
+
+    @field_validator("time")
+    @classmethod
+    def _with_offset(cls, time: datetime) -> datetime:
+        """A time without an offset is UTC: every time an event carries can be compared."""
+        return time if time.tzinfo is not None else time.replace(tzinfo=UTC)
 
     @classmethod
     def of(cls, data: EventData, *, source: str, subject: str | UUID, area_code: str) -> Event:

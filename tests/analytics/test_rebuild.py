@@ -16,7 +16,7 @@ from services.analytics.rebuild import RebuildReport, rebuild
 from services.analytics.settings import AnalyticsSettings
 from services.logbook.settings import LogbookSettings
 from tests.analytics.support import all_items, progress_matches, write_history
-from tests.conftest import ClientFactory, db_rows
+from tests.conftest import ClientFactory, db_rows, eventually
 
 AREAS = ("TH", "24", "2401", "2402", "240101", "240102", "240201")
 
@@ -117,7 +117,11 @@ async def test_the_rebuild_command_runs_against_running_servers(
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=analytics_app), base_url="http://analytics"
     ) as client:
-        assert (await client.get("/readyz")).status_code == 200
+
+        async def ready() -> bool:  # the streams exist once its consumers have subscribed
+            return (await client.get("/readyz")).status_code == 200
+
+        await eventually(ready, what="analytics ready")
     done = await asyncio.to_thread(
         subprocess.run,
         [

@@ -212,6 +212,9 @@ async def test_tokens_of_the_oidc_issuer_are_checked_against_its_jwks(
         "expired": jwt.encode(
             {**person, "exp": int(time.time()) - 300}, rsa_key, "RS256", headers={"kid": "r1"}
         ),
+        # An EC signature offered under the RSA key's id: refused, not a server error.
+        "RSA key id, ES256 signature": jwt.encode(person, ec_key, "ES256", headers={"kid": "r1"}),
+        "EC key id, RS256 signature": jwt.encode(person, rsa_key, "RS256", headers={"kid": "e1"}),
     }
     for what, bad in refused.items():
         assert (await sent(bad).get("/v1/areas")).status_code == 401, what

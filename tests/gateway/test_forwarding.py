@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from uuid import uuid4
 
 import httpx
@@ -22,7 +23,7 @@ from services.registry.imports.generate import generate_households
 from services.registry.settings import RegistrySettings
 from shared.auth import Role
 from tests.conftest import ClientFactory, eventually, registry_rows
-from tests.gateway.conftest import Gateway, GatewayFactory
+from tests.gateway.conftest import Gateway, GatewayFactory, token
 from tests.registry.imports_support import CSV, finished
 from tests.registry.support import assert_problem, household
 
@@ -283,3 +284,49 @@ async def test_a_service_too_slow_gives_504(make_gateway: GatewayFactory) -> Non
         gateway = await make_gateway({}, analytics_url=url, upstream_timeout_seconds=0.3)
         answer = await gateway.as_(Role.analyst, "24").get("/v1/progress/24")
     assert_problem(answer, 504, "gateway-timeout")
+
+
+async def test_dot_segments_never_reach_a_route_that_is_not_public(
+    registry_gateway: Gateway,
+) -> None:
+    admin = registry_gateway.as_(Role.national_admin, "TH")
+    household = uuid4()
+    for path in (
+        "/v1/households/%2e%2e/%2e%2e/metrics",
+        f"/v1/households/%2E%2E/%2E%2E/internal/households/{household}",
+        "/v1/households/.%2e/.%2e/readyz",
+    ):
+        response = await admin.get(path)
+        assert response.status_code == 404, (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+    # Literal dot segments, as a client that does not tidy paths sends them (uvicorn passes
+    # them on as they came; the gateway's own client would resolve them upstream).
+    bearer = f"Bearer {token(Role.national_admin, 'TH')}".encode()
+    for path in (
+        "/v1/households/../../metrics",
+        f"/v1/households/../../internal/households/{household}",
+    ):
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(b"host", b"gateway"), (b"authorization", bearer)],
+            "client": ("127.0.0.1", 50000),
+            "server": ("gateway", 80),
+        }
+        await registry_gateway.app(scope, receive, send)
+        assert sent[0]["status"] == 404, (path, sent)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.logbook.settings import LogbookSettings
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, db_rows
 from tests.logbook.support import (
     VISIT,
     count,
@@ -135,3 +135,27 @@ async def test_a_graduated_or_refusing_household_still_takes_entries(
     await wait_known(logbook_settings, scene.household, status=still_open)
     follow_up = await scene.mentor.post(f"/v1/households/{scene.household}/visits", json=VISIT)
     assert follow_up.status_code == 201, follow_up.text
+
+
+async def test_a_mentor_just_assigned_may_write_before_the_logbook_hears_of_it(
+    scene: Scene, logbook_as: ClientFactory, logbook_settings: LogbookSettings
+) -> None:
+    other = await organization(scene.admin)
+    moved = await scene.admin.put(
+        f"/v1/households/{scene.household}/mentor-team", json={"team_id": other}
+    )
+    assert moved.status_code == 200, moved.text
+    await wait_known(logbook_settings, scene.household, mentor_team_id=other)
+    # Hold the read model back, as if the assignment's event were still on its way.
+    await db_rows(
+        logbook_settings,
+        "UPDATE household_ref SET mentor_team_id = $1 WHERE id = $2",
+        UUID(scene.team),
+        UUID(scene.household),
+    )
+    new_mentor = logbook_as("mentor", "240101", UUID(other))
+    written = await new_mentor.post("/v1/interventions", json=intervention(scene.household))
+    assert written.status_code == 201, written.text  # the registry, asked, says it is theirs
+    stranger = logbook_as("mentor", "240101", UUID(await organization(scene.admin)))
+    refused = await stranger.post("/v1/interventions", json=intervention(scene.household))
+    assert refused.status_code == 403, refused.text

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from services.logbook.app import create_app as create_logbook
+from services.logbook.events import HANDLERS, NotKnownYet
 from services.logbook.settings import LogbookSettings
+from shared.db import create_engine, create_sessionmaker, transaction
+from shared.events import Event, EventData
+from shared.events.registry import HouseholdAssigned, HouseholdRegistered
 from tests.conftest import ClientFactory, eventually, running
 from tests.logbook.support import VISIT, household, intervention, organization, wait_known
 
@@ -87,3 +92,49 @@ async def test_a_reassigned_household_changes_hands_between_mentor_teams(
     assert [
         i["household_id"] for i in (await new.get(f"/v1/teams/{new_team}/worklist")).json()
     ] == [household_id]
+
+
+async def test_an_assignment_that_overtakes_its_registration_waits_for_it(
+    logbook_settings: LogbookSettings,
+) -> None:
+    """Two replicas share the stream: an assignment may reach one before the registration
+    reaches the other. It is refused (to be tried again), never applied to nothing."""
+    household_id, team_id = uuid4(), uuid4()
+
+    def event(data: EventData) -> Event:
+        return Event.of(data, source="registry", subject=household_id, area_code="240101")
+
+    assigned = event(
+        HouseholdAssigned(
+            household_id=household_id,
+            area_code="240101",
+            mentor_team_id=team_id,
+            previous_team_id=None,
+        )
+    )
+    registered = event(
+        HouseholdRegistered(
+            household_id=household_id,
+            area_code="240101",
+            house_code=None,
+            status="target",
+            survey_year=None,
+            failed_indicators=[],
+            dimensions=[],
+            mentor_team_id=None,
+            member_count=0,
+        )
+    )
+    engine = create_engine(logbook_settings)
+    sessions = create_sessionmaker(engine)
+    try:
+        with pytest.raises(NotKnownYet):
+            async with transaction(sessions) as session:
+                await HANDLERS[assigned.type](session, assigned)
+        async with transaction(sessions) as session:
+            await HANDLERS[registered.type](session, registered)
+        async with transaction(sessions) as session:  # tried again, after the registration
+            await HANDLERS[assigned.type](session, assigned)
+    finally:
+        await engine.dispose()
+    await wait_known(logbook_settings, str(household_id), mentor_team_id=str(team_id))

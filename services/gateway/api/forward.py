@@ -12,7 +12,9 @@ from services.gateway.middleware import caller_of
 from services.gateway.routing import FAMILIES
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstream import Upstream, forward, timeout_for, upstream_headers
+from shared.errors import ResourceNotFound
 
+DOT_SEGMENTS = frozenset({".", ".."})
 # Every method goes on: what a service does not serve, it answers 405 itself.
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -45,6 +47,10 @@ def _route(
     async def endpoint(request: Request) -> Response:
         # As FastAPI's routes do, name the route in the scope: the metrics count by its path.
         request.scope["route"] = route
+        if DOT_SEGMENTS.intersection(request.scope["path"].split("/")):
+            # The client on the far side would resolve `/v1/x/../../internal` to a route that
+            # is not public: a path is forwarded as matched, or not at all.
+            raise ResourceNotFound(f"no route {request.scope['path']}")
         headers = upstream_headers(request, caller_of(request), internal_key, ttl)
         return await forward(request, upstream, headers, timeout)
 

@@ -44,10 +44,19 @@ async def writable_household(ctx: Context, household_id: UUID) -> HouseholdRef:
     household = await readable_household(ctx, household_id)
     caller = ctx.caller
     if caller.role is Role.mentor:
-        if caller.team_id is None or household.mentor_team_id != caller.team_id:
+        if caller.team_id is None or not await _assigned_to(ctx, household, caller.team_id):
             raise NotPermitted("a mentor writes only for its own team's households")
     elif caller.role not in OFFICER_ROLES:
         raise NotPermitted(f"a {caller.role.value} may not write to the logbook")
     if household.status not in WRITABLE_STATUSES:
         raise NotPermitted(f"the household is {household.status}; its logbook is closed")
     return household
+
+
+async def _assigned_to(ctx: Context, household: HouseholdRef, team_id: UUID) -> bool:
+    """Whether the household is the team's. The read model may lag an assignment made a
+    moment ago, so before refusing, the registry (the owner of assignments) is asked."""
+    if household.mentor_team_id == team_id:
+        return True
+    current = await ctx.registry.household(household.id)
+    return current is not None and str(current.get("mentor_team_id")) == str(team_id)

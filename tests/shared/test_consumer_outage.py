@@ -1,0 +1,62 @@
+"""A consumer whose database is away loses nothing: no try is counted, nothing dead-lettered."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from pinpoint.devservers import free_port
+from shared.bus import Bus
+from shared.consumer import Consumer, database_unavailable
+from shared.db import create_sessionmaker
+from shared.events import Event, stream_name, subject_for
+from tests.conftest import Servers
+
+
+async def test_an_event_met_while_the_database_is_away_waits_for_it(servers: Servers) -> None:
+    namespace = f"outage{uuid4().hex[:8]}"
+    bus = Bus(servers.nats.url, name="outage-test", namespace=namespace)
+    # Nothing listens on this port: every connection is refused, as in a failover.
+    engine = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")
+    applied: list[Event] = []
+
+    async def handler(session: object, event: Event) -> None:
+        applied.append(event)
+
+    event = Event(
+        type="registry.household.registered",
+        source="test",
+        subject=str(uuid4()),
+        area_code="240101",
+        schema_version=1,
+        data={},
+    )
+    consumer = Consumer(
+        bus,
+        create_sessionmaker(engine),
+        stream="REGISTRY",
+        durable="outage",
+        handlers={event.type: handler},
+    )
+    try:
+        js = await bus.jetstream()
+        await js.publish(subject_for(event.type, namespace), event.model_dump_json().encode())
+        subscription = await consumer._subscribe()
+        for delivery in range(1, consumer.max_deliver + 2):
+            (message,) = await subscription.fetch(1, timeout=5)
+            assert message.metadata.num_delivered == delivery
+            with pytest.raises(Exception) as raised:
+                await consumer.handle_batch([message])
+            assert database_unavailable(raised.value), raised.value
+            await message.nak()  # what an expired ack wait does, sooner
+        # More deliveries than the tries an event gets: never dead-lettered, never dropped.
+        info = await js.consumer_info(stream_name("REGISTRY", namespace), "outage")
+        assert info.num_redelivered >= 1
+        (message,) = await subscription.fetch(1, timeout=5)
+        assert message.metadata.num_delivered == consumer.max_deliver + 2
+        assert applied == []
+    finally:
+        await bus.close()
+        await engine.dispose()
