@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from services.analytics import events
-from services.analytics.repository import PROJECTION_LOCK
+from services.analytics.repository import LOCK_SPACE, PROJECTION_LOCK, REBUILD_LOCK_SPACE
 from services.analytics.settings import AnalyticsSettings
 from shared.bus import Bus
 from shared.consumer import Consumer
@@ -77,19 +77,23 @@ class Replay:
         )
 
     async def refill(self, progress: Progress | None) -> None:
-        """Fetch the next batch into the buffer; note when the stream has no more for now."""
+        """Fetch the next batch into the buffer; note when the stream has no more for now.
+
+        Not before every event it gave was settled: one that failed comes again after a
+        delay, and a replay that stopped waiting for it would leave it out for good.
+        """
         self.exhausted = False
         while not self.buffer and not self.exhausted:
             try:
                 messages = await self.subscription.fetch(self.consumer.batch_size, timeout=1)
             except (NatsTimeoutError, TimeoutError):
-                self.exhausted = True
-                return
+                info = await self.subscription.consumer_info()
+                self.exhausted = info.num_pending == 0 and info.num_ack_pending == 0
+                continue
             self.buffer.extend(await self.consumer.parse(messages))
             last = messages[-1].metadata
             self.last_seq = max(self.last_seq, last.sequence.stream)
             self.head = max(self.head, self.last_seq + last.num_pending)
-            self.exhausted = last.num_pending == 0
             if progress is not None:
                 progress(self.consumer.stream, self.last_seq, self.head)
 
@@ -181,6 +185,8 @@ async def rebuild(
         stream_replicas=settings.stream_replicas,
     )
     fresh = create_sessionmaker(fresh_engine)
+    # Its facts are not the live ones: locking them must not wait on the live consumers.
+    fresh.configure(info={LOCK_SPACE: REBUILD_LOCK_SPACE})
     replays = [
         Replay(
             Consumer(

@@ -89,6 +89,8 @@ menu_progress = sa.Table(
 
 # Advisory lock classes of the facts (the first of the two keys).
 HOUSEHOLD_LOCK, INTERVENTION_LOCK = 1, 2
+# A session's `info[LOCK_SPACE]` moves its fact locks into a space of their own (a rebuild's).
+LOCK_SPACE, REBUILD_LOCK_SPACE = "analytics.lock_space", 10
 # Held shared by every live consumer transaction, exclusively by a rebuild's swap.
 PROJECTION_LOCK = 0x70696E70  # "pinp"
 
@@ -139,9 +141,10 @@ class AnalyticsRepository:
         """Serialize the transactions that change the same facts, even before their rows exist
         (a row lock cannot: two consumers could each find no row and each insert one). One
         statement, in key order, so two batches never wait on each other in a circle."""
+        space = int(self.session.info.get(LOCK_SPACE, 0))
         keys = sorted(
-            {(HOUSEHOLD_LOCK, _lock_key(h)) for h in households}
-            | {(INTERVENTION_LOCK, _lock_key(i)) for i in interventions}
+            {(space + HOUSEHOLD_LOCK, _lock_key(h)) for h in households}
+            | {(space + INTERVENTION_LOCK, _lock_key(i)) for i in interventions}
         )
         if not keys:
             return
