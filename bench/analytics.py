@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,8 +42,9 @@ import httpx
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from bench.logbook_writes import Arrivals, _delays_ms, bare_event_delays
-from pinpoint.devservers import LocalNats, LocalPostgres, free_port, wait_for_port
+from bench.logbook_writes import Arrivals, bare_event_delays
+from bench.support import Served, delays_ms, serve
+from pinpoint.devservers import LocalNats, LocalPostgres, free_port
 from services.analytics.app import create_app as create_analytics
 from services.analytics.migrations import SCRIPT_LOCATION as ANALYTICS_MIGRATIONS
 from services.analytics.settings import AnalyticsSettings
@@ -71,7 +71,6 @@ ADMIN = Caller(subject="bench-admin@TH", role=Role.national_admin, area="TH")
 BATCH = 200  # what the analytics consumers fetch at a time
 DELAY_SUBDISTRICTS = ["240101", "240102", "240201", "300101", "300102", "500101"]
 POLL_SECONDS = 0.01
-ADDRESS = ("--host", "127.0.0.1", "--port")
 
 
 def _token(caller: Caller) -> str:
@@ -258,36 +257,6 @@ async def throughput(server: str, nats_url: str, count: int) -> dict[str, Any]:
 # 2. Delay from a write to progress
 
 
-@dataclass
-class Served:
-    """One service run by uvicorn in a child process, as `pinpoint serve` runs it."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def serve(service: str, env: dict[str, str], log: Path) -> Served:
-    port = free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pinpoint", "serve", service, *ADDRESS, str(port)],
-            env={**os.environ, "PINPOINT_LOG_LEVEL": "WARNING", **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for_port(port, timeout=60)
-    return Served(f"http://127.0.0.1:{port}", process)
-
-
 async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 120) -> None:
     deadline = time.perf_counter() + within
     while not await check():
@@ -450,19 +419,19 @@ async def delay(
     finally:
         for process in reversed(served):
             process.stop()
-    to_progress = _delays_ms(measured["to_progress"])
-    latency = _delays_ms(measured["latency"])
-    raw = _delays_ms(bare)
+    to_progress = delays_ms(measured["to_progress"])
+    latency = delays_ms(measured["latency"])
+    raw = delays_ms(bare)
     return {
         "households": households,
         "writes": writes,
         "rate_per_s": rate,
         "write_answer_to_progress": to_progress,
-        "write_answer_to_event_on_stream": _delays_ms(measured["to_stream"]),
+        "write_answer_to_event_on_stream": delays_ms(measured["to_stream"]),
         "baseline_write_latency": latency,
         "baseline_bare_publish_to_arrival": raw,
         "progress_poll_every_ms": POLL_SECONDS * 1000,
-        "progress_poll_answer": _delays_ms(measured["polls"]),
+        "progress_poll_answer": delays_ms(measured["polls"]),
         "progress_vs_write_latency": {
             k: round(to_progress[k] / latency[k], 1) for k in ("median_ms", "p99_ms")
         },
@@ -769,12 +738,12 @@ async def query(
                     "300101",
                 )
 
-            healthz = _delays_ms(await timed(requests, lambda: get("/healthz")))
-            bare = _delays_ms(await timed(requests, lookup))
+            healthz = delays_ms(await timed(requests, lambda: get("/healthz")))
+            bare = delays_ms(await timed(requests, lookup))
             for area in ("TH", "30", "3001", "300101"):
                 for suffix in ("", "/children", "/series"):
                     path = f"/v1/progress/{area}{suffix}"
-                    spent = _delays_ms(await timed(requests, partial(get, path)))
+                    spent = delays_ms(await timed(requests, partial(get, path)))
                     figures[path] = {
                         **spent,
                         "median_vs_healthz": round(spent["median_ms"] / healthz["median_ms"], 1),

@@ -18,20 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from pinpoint.devservers import LocalNats, LocalPostgres, free_port, wait_for_port
+from bench.support import Served, delays_ms, serve
+from pinpoint.devservers import LocalNats, LocalPostgres, free_port
 from services.gateway.settings import DEV_SIGNING_KEY, GatewaySettings
 from services.gateway.tokens import load_signing_key, sign_token
 from services.registry.migrations import SCRIPT_LOCATION
@@ -39,7 +36,6 @@ from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
 from shared.migrations import upgrade
 from shared.settings import DEV_INTERNAL_KEY
 
-COMMAND = (sys.executable, "-m", "pinpoint", "serve")
 CALLER = Caller(subject="bench@2401", role=Role.district_officer, area="2401")
 HOUSEHOLD = {
     "area_code": "240101",
@@ -47,47 +43,6 @@ HOUSEHOLD = {
     "survey_year": 2566,
     "failed_indicators": ["2560-04", "2560-20"],
 }
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _latency_ms(samples: list[float]) -> dict[str, float]:
-    return {
-        "median_ms": round(statistics.median(samples) * 1000, 2),
-        "p95_ms": round(_percentile(samples, 0.95) * 1000, 2),
-        "p99_ms": round(_percentile(samples, 0.99) * 1000, 2),
-    }
-
-
-@dataclass
-class Served:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def serve(service: str, env: dict[str, str], log: Path) -> Served:
-    port = free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [*COMMAND, service, "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, "PINPOINT_LOG_LEVEL": "WARNING", **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for_port(port, timeout=60)
-    return Served(f"http://127.0.0.1:{port}", process)
 
 
 async def _wait_answering(client: httpx.AsyncClient, path: str) -> None:
@@ -149,7 +104,7 @@ async def compare(
             rates[name].append(
                 await throughput(client, call, args.requests // args.rounds, args.concurrency)
             )
-    latency = {name: _latency_ms(s) for name, s in samples.items()}
+    latency = {name: delays_ms(s, 0.95, 0.99) for name, s in samples.items()}
     per_second = {name: round(statistics.median(r)) for name, r in rates.items()}
     return {
         "latency": latency,

@@ -17,11 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -39,7 +35,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
-from pinpoint.devservers import LocalNats, LocalPostgres, free_port, wait_for_port
+from bench.support import Served, delays_ms, serve
+from pinpoint.devservers import LocalNats, LocalPostgres, free_port
 from services.logbook.migrations import SCRIPT_LOCATION
 from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
 from shared.bus import ensure_streams
@@ -61,18 +58,6 @@ def _body(household_id: UUID) -> dict[str, Any]:
         "description": "ฝึกอาชีพทำขนมไทยขายในตลาดชุมชน",
         "amount_thb": "1500.00",
         "planned_for": "2027-01-15",
-    }
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _delays_ms(delays: list[float]) -> dict[str, float]:
-    return {
-        "median_ms": round(statistics.median(delays) * 1000, 2),
-        "p99_ms": round(_percentile(delays, 0.99) * 1000, 2),
     }
 
 
@@ -230,42 +215,15 @@ async def bare_event_delays(nats_url: str, count: int) -> list[float]:
 # The logbook
 
 
-@dataclass
-class Logbook:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_logbook(database_url: str, nats_url: str, relay_idle: float, log: Path) -> Logbook:
-    port = free_port()
+def start_logbook(database_url: str, nats_url: str, relay_idle: float, log: Path) -> Served:
     env = {
-        **os.environ,
         "PINPOINT_DATABASE_URL": database_url,
         "PINPOINT_NATS_URL": nats_url,
         "PINPOINT_EVENTS_NAMESPACE": NAMESPACE,
         "PINPOINT_CONSUMER_ENABLED": "false",
         "PINPOINT_RELAY_IDLE_SECONDS": str(relay_idle),
-        "PINPOINT_LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "pinpoint", "serve", "logbook"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for_port(port, timeout=60)
-    return Logbook(f"http://127.0.0.1:{port}", process)
+    return serve("logbook", env, log)
 
 
 async def _wait_ready(client: httpx.AsyncClient) -> None:
@@ -288,7 +246,7 @@ class Written:
 
 
 async def logbook_writes(
-    logbook: Logbook,
+    logbook: Served,
     nats_url: str,
     households: list[UUID],
     *,
@@ -362,7 +320,7 @@ async def main(args: argparse.Namespace) -> None:
     broker = LocalNats(root / "nats" / "store", port=free_port())
     postgres.start()
     broker.start()
-    logbook: Logbook | None = None
+    logbook: Served | None = None
     try:
         server = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}"
         for name in ("logbook", "bare"):
@@ -387,9 +345,9 @@ async def main(args: argparse.Namespace) -> None:
             seconds=args.seconds,
             paced=args.paced,
         )
-        bare = _delays_ms(bare_delays)
-        under_load = _delays_ms(measured["under_load"])
-        paced = _delays_ms(measured["paced"])
+        bare = delays_ms(bare_delays)
+        under_load = delays_ms(measured["under_load"])
+        paced = delays_ms(measured["paced"])
         print(
             json.dumps(
                 {

@@ -162,14 +162,6 @@ class AnalyticsRepository:
         )
 
     async def households(self, ids: set[UUID]) -> dict[UUID, HouseholdFact]:
-        if not ids:
-            return {}
-        rows = await run(
-            self.session,
-            sa.select(household_facts).where(
-                household_facts.c.household_id == sa.any_(sa.cast(list(ids), ARRAY(sa.Uuid)))
-            ),
-        )
         return {
             row.household_id: HouseholdFact(
                 area_code=row.area_code,
@@ -178,18 +170,10 @@ class AnalyticsRepository:
                 dimensions=list(row.dimensions),
                 live=dict(row.live),
             )
-            for row in rows
+            for row in await self._facts(household_facts.c.household_id, ids)
         }
 
     async def interventions(self, ids: set[UUID]) -> dict[UUID, InterventionFact]:
-        if not ids:
-            return {}
-        rows = await run(
-            self.session,
-            sa.select(intervention_facts).where(
-                intervention_facts.c.intervention_id == sa.any_(sa.cast(list(ids), ARRAY(sa.Uuid)))
-            ),
-        )
         return {
             row.intervention_id: InterventionFact(
                 household_id=row.household_id,
@@ -200,8 +184,15 @@ class AnalyticsRepository:
                 amount_thb=row.amount_thb,
                 superseded=row.superseded,
             )
-            for row in rows
+            for row in await self._facts(intervention_facts.c.intervention_id, ids)
         }
+
+    async def _facts(self, key: sa.Column[Any], ids: set[UUID]) -> Sequence[Any]:
+        """The rows of a fact table with these ids: one statement, one array parameter."""
+        if not ids:
+            return []
+        statement = sa.select(key.table).where(key == sa.any_(sa.cast(list(ids), ARRAY(sa.Uuid))))
+        return (await run(self.session, statement)).all()
 
     async def save_households(self, facts: dict[UUID, HouseholdFact]) -> None:
         """Insert or replace many household facts in one statement."""

@@ -1,0 +1,59 @@
+"""What the benchmarks share: percentiles, and a service run in a child process."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pinpoint.devservers import free_port, wait_for_port
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def delays_ms(seconds: list[float], *quantiles: float) -> dict[str, float]:
+    """Median and the given percentiles (p99 unless told) of durations, in milliseconds."""
+    figures = {"median_ms": round(statistics.median(seconds) * 1000, 2)}
+    for q in quantiles or (0.99,):
+        figures[f"p{round(q * 100)}_ms"] = round(percentile(seconds, q) * 1000, 2)
+    return figures
+
+
+COMMAND = (sys.executable, "-m", "pinpoint", "serve")
+
+
+@dataclass
+class Served:
+    """One service run by uvicorn in a child process, as `pinpoint serve` runs it."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def serve(service: str, env: dict[str, str], log: Path) -> Served:
+    """`pinpoint serve SERVICE` on a free port with these settings; its output goes to `log`."""
+    port = free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [*COMMAND, service, "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, "PINPOINT_LOG_LEVEL": "WARNING", **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_for_port(port, timeout=60)
+    return Served(f"http://127.0.0.1:{port}", process)
