@@ -93,25 +93,39 @@ async def throughput(client: httpx.AsyncClient, call: Call, count: int, concurre
 
 
 async def compare(
-    clients: dict[str, httpx.AsyncClient], call: Call, args: argparse.Namespace
+    clients: dict[str, httpx.AsyncClient],
+    call: Call,
+    args: argparse.Namespace,
+    served: dict[str, Served],
 ) -> dict[str, Any]:
-    """Latency and throughput of one call on both paths, alternating in rounds."""
+    """Latency and throughput of one call on both paths, alternating in rounds; and the CPU
+    each served process spends per request on each path (steady whatever else runs here)."""
     samples: dict[str, list[float]] = {name: [] for name in clients}
     rates: dict[str, list[float]] = {name: [] for name in clients}
+    cpu: dict[str, dict[str, float]] = {name: dict.fromkeys(served, 0.0) for name in clients}
+    per_round = args.requests // args.rounds
     for _ in range(args.rounds):
         for name, client in clients.items():
-            samples[name] += await latencies(client, call, args.requests // args.rounds)
-            rates[name].append(
-                await throughput(client, call, args.requests // args.rounds, args.concurrency)
-            )
+            before = {process: s.cpu_seconds() for process, s in served.items()}
+            samples[name] += await latencies(client, call, per_round)
+            rates[name].append(await throughput(client, call, per_round, args.concurrency))
+            for process, s in served.items():
+                cpu[name][process] += s.cpu_seconds() - before[process]
     latency = {name: delays_ms(s, 0.95, 0.99) for name, s in samples.items()}
     per_second = {name: round(statistics.median(r)) for name, r in rates.items()}
+    requests = 2 * per_round * args.rounds
+    cpu_ms = {
+        name: {process: round(seconds * 1000 / requests, 3) for process, seconds in used.items()}
+        for name, used in cpu.items()
+    }
     return {
         "latency": latency,
         "requests_per_s": per_second,
+        "cpu_ms_per_request": cpu_ms,
         "median_ratio": round(latency["gateway"]["median_ms"] / latency["direct"]["median_ms"], 2),
         "p99_ratio": round(latency["gateway"]["p99_ms"] / latency["direct"]["p99_ms"], 2),
         "throughput_ratio": round(per_second["gateway"] / per_second["direct"], 2),
+        "cpu_ratio": round(sum(cpu["gateway"].values()) / sum(cpu["direct"].values()), 2),
     }
 
 
@@ -179,6 +193,7 @@ async def main(args: argparse.Namespace) -> None:
                 created = await direct.post("/v1/households", json=HOUSEHOLD)
                 households.append(created.json()["id"])
             clients = {"direct": direct, "gateway": through}
+            processes = {"registry": registry, "gateway": gateway}
 
             async def read_one(client: httpx.AsyncClient, index: int) -> None:
                 await read(client, index, households)
@@ -186,8 +201,8 @@ async def main(args: argparse.Namespace) -> None:
             for client in clients.values():  # warm both paths: pools, caches, JIT-free Python
                 await throughput(client, read_one, 200, args.concurrency)
             results = {
-                "read GET /v1/households/{id}": await compare(clients, read_one, args),
-                "write POST /v1/households": await compare(clients, write, args),
+                "read GET /v1/households/{id}": await compare(clients, read_one, args, processes),
+                "write POST /v1/households": await compare(clients, write, args, processes),
             }
         print(
             json.dumps(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
+from uuid import UUID
 
 import httpx
 from starlette.background import BackgroundTask
@@ -19,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 
 from services.gateway.errors import BadGateway, GatewayTimeout
 from services.gateway.settings import GatewaySettings
+from services.gateway.transport import AiohttpTransport
 from shared.auth import IDENTITY_HEADER, Caller, mint_internal_token
 from shared.errors import BadRequest, ServiceUnavailable
 from shared.logging import REQUEST_ID_HEADER, current_request_id
@@ -58,24 +61,34 @@ _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]
 
 
 class Upstream:
-    """One service behind the gateway: its name and a pooled client to it."""
+    """One service behind the gateway: its name, its address and a pooled transport to it.
+
+    Forwarding hands requests to the transport itself: the client's cookie jar, redirects,
+    default headers and URL merging are nothing a relay wants, and cost a tenth of its time.
+    """
 
     def __init__(
         self, name: str, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None
     ) -> None:
         self.name = name
-        self.client = httpx.AsyncClient(
-            base_url=settings.service_urls()[name],
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=settings.upstream_max_connections,
-                max_keepalive_connections=settings.upstream_max_connections,
-                keepalive_expiry=settings.upstream_keepalive_seconds,
-            ),
-            timeout=timeout_for(settings, upload=False),
-            trust_env=False,  # never through a proxy the environment happens to name
+        limits = httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+            keepalive_expiry=settings.upstream_keepalive_seconds,
         )
-        instrument_client(self.client)  # a client span per request while tracing
+        self.base_url = settings.service_urls()[name].rstrip("/")
+        self.transport = transport or AiohttpTransport(limits)
+        self.client = httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=self.transport,
+            timeout=timeout_for(settings, upload=False),
+        )
+        # A client span per request while tracing (wraps this very transport).
+        instrument_client(self.client)
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """The service's answer, its body still to come (close it when done)."""
+        return await self.transport.handle_async_request(request)
 
     async def alive(self) -> bool:
         """Whether the service answers its `/healthz` (the gateway's readiness)."""
@@ -118,13 +131,38 @@ def trace_context(request: Request) -> dict[str, str]:
     return {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"}
 
 
-def upstream_headers(
-    request: Request, caller: Caller, internal_key: str, ttl: int
-) -> dict[str, str]:
+class InternalTokens:
+    """Each caller's internal identity, signed once and reused while over half its life is left.
+
+    Signing costs more than the rest of the gateway's own work on a request; a service checks
+    the token's expiry itself, so reuse within its life changes nothing it can see.
+    """
+
+    MAX_CALLERS = 10_000  # then start afresh: a bound, not an eviction policy worth more
+
+    def __init__(self, key: str, ttl_seconds: int) -> None:
+        self._key = key
+        self._ttl = ttl_seconds
+        self._tokens: dict[tuple[str, str, str, UUID | None], tuple[str, float]] = {}
+
+    def identity(self, caller: Caller) -> str:
+        who = (caller.subject, caller.role.value, caller.area, caller.team_id)
+        now = time.time()
+        kept = self._tokens.get(who)
+        if kept is not None and kept[1] > now:
+            return kept[0]
+        token = mint_internal_token(caller, self._key, ttl_seconds=self._ttl)
+        if len(self._tokens) >= self.MAX_CALLERS:
+            self._tokens.clear()
+        self._tokens[who] = (token, now + self._ttl / 2)
+        return token
+
+
+def upstream_headers(request: Request, identity: str) -> dict[str, str]:
     """What the service gets: the headers it reads, the trace, the request ID and the caller."""
     headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name))}
     headers.update(trace_context(request))
-    headers[IDENTITY_HEADER] = mint_internal_token(caller, internal_key, ttl_seconds=ttl)
+    headers[IDENTITY_HEADER] = identity
     if request_id := current_request_id():
         headers[REQUEST_ID_HEADER] = request_id
     if request.client is not None:
@@ -144,14 +182,14 @@ async def forward(
     target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
     if scope["query_string"]:
         target += "?" + scope["query_string"].decode("latin-1")
-    outgoing = upstream.client.build_request(
+    outgoing = httpx.Request(
         request.method,
-        target,
+        upstream.base_url + target,
         # Values as they came, in the latin-1 Starlette read them in: httpx would encode a
         # str as ASCII and fail on any other byte (a Thai reason sent as UTF-8, say).
         headers=httpx.Headers(headers, encoding="latin-1"),
-        content=request.stream() if _has_body(request) else None,
-        timeout=timeouts,
+        stream=_Body(request) if _has_body(request) else None,
+        extensions={"timeout": timeouts.as_dict()},
     )
     answer = await _send(upstream, outgoing, retry=request.method in _SAFE_METHODS)
     relayed = [(k, v) for k, v in answer.headers.raw if k.lower() not in _NOT_RELAYED]
@@ -179,12 +217,12 @@ async def _send(upstream: Upstream, outgoing: httpx.Request, *, retry: bool) -> 
     name = upstream.name
     try:
         try:
-            return await upstream.client.send(outgoing, stream=True)
+            return await upstream.send(outgoing)
         except (httpx.ConnectError, httpx.RemoteProtocolError):
             if not retry:  # a request that may act is never sent twice
                 raise
             # Most likely a pooled connection the service closed just then.
-            return await upstream.client.send(outgoing, stream=True)
+            return await upstream.send(outgoing)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise ServiceUnavailable(f"the {name} service is not answering") from exc
     except httpx.TimeoutException as exc:
@@ -193,6 +231,17 @@ async def _send(upstream: Upstream, outgoing: httpx.Request, *, retry: bool) -> 
         raise BadGateway(f"the {name} service broke off the exchange") from exc
     except ClientDisconnect as exc:
         raise BadRequest("the request body was interrupted; nothing was sent on") from exc
+
+
+class _Body(httpx.AsyncByteStream):
+    """The client's request body, passed on as it arrives."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._request.stream():
+            yield chunk
 
 
 async def _relay(answer: httpx.Response) -> AsyncIterator[bytes]:

@@ -11,7 +11,13 @@ from starlette.routing import Route
 from services.gateway.middleware import caller_of
 from services.gateway.routing import FAMILIES
 from services.gateway.settings import GatewaySettings
-from services.gateway.upstream import Upstream, forward, timeout_for, upstream_headers
+from services.gateway.upstream import (
+    InternalTokens,
+    Upstream,
+    forward,
+    timeout_for,
+    upstream_headers,
+)
 from shared.errors import ResourceNotFound
 
 DOT_SEGMENTS = frozenset({".", ".."})
@@ -27,23 +33,21 @@ def install_forwarding(
     Plain Starlette routes: FastAPI's parameter and dependency machinery has nothing to do for
     a request passed on whole, and costs a fifth of the gateway's time per request.
     """
+    tokens = InternalTokens(
+        settings.internal_key.get_secret_value(), settings.internal_token_ttl_seconds
+    )
     for family in FAMILIES:
         app.router.routes.append(
             _route(
                 family.path,
-                settings,
+                tokens,
                 upstreams[family.service],
                 timeout_for(settings, upload=family.upload),
             )
         )
 
 
-def _route(
-    path: str, settings: GatewaySettings, upstream: Upstream, timeout: httpx.Timeout
-) -> Route:
-    internal_key = settings.internal_key.get_secret_value()
-    ttl = settings.internal_token_ttl_seconds
-
+def _route(path: str, tokens: InternalTokens, upstream: Upstream, timeout: httpx.Timeout) -> Route:
     async def endpoint(request: Request) -> Response:
         # As FastAPI's routes do, name the route in the scope: the metrics count by its path.
         request.scope["route"] = route
@@ -51,7 +55,7 @@ def _route(
             # The client on the far side would resolve `/v1/x/../../internal` to a route that
             # is not public: a path is forwarded as matched, or not at all.
             raise ResourceNotFound(f"no route {request.scope['path']}")
-        headers = upstream_headers(request, caller_of(request), internal_key, ttl)
+        headers = upstream_headers(request, tokens.identity(caller_of(request)))
         return await forward(request, upstream, headers, timeout)
 
     route = Route(path, endpoint, methods=METHODS)
