@@ -23,9 +23,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     Errors come back as httpx's, as httpcore would raise them: cannot connect is
     `ConnectError`, a connection that breaks before the answer is `RemoteProtocolError`,
-    and each timeout is its httpx kind. aiohttp itself sends a request again only when a
-    reused keep-alive connection turns out closed before anything came back, and only for an
-    idempotent method (RFC 9112 §9.3.1).
+    and each timeout is its httpx kind. A request is sent once: aiohttp's own resending of
+    PUT and DELETE on a reused connection is off, so the gateway alone decides what may go
+    twice (GET, HEAD and OPTIONS; see upstream.py).
     """
 
     def __init__(self, limits: httpx.Limits) -> None:
@@ -46,6 +46,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=aiohttp.ClientTimeout(total=None),
                 trust_env=False,  # never through a proxy the environment happens to name
             )
+            # As aiohttp's own test client does: no resending behind the caller's back.
+            self._session._retry_connection = False
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -106,6 +106,28 @@ async def raw_server(
         await server.wait_closed()
 
 
+@asynccontextmanager
+async def stale_keepalive_server() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """Answers the first request on a connection and keeps it open, then reads the next
+    request's head and hangs up without answering: a keep-alive connection gone stale."""
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", heads
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 @pytest.fixture
 async def transport() -> AsyncIterator[AiohttpTransport]:
     transport = AiohttpTransport(LIMITS)
@@ -244,3 +266,14 @@ async def test_through_the_gateway_a_slow_service_is_a_504_and_a_gone_one_a_503(
         assert slow.status_code == 504, slow.text
     gone = await officer.get("/v1/households")
     assert gone.status_code == 503, gone.text
+
+
+async def test_a_put_on_a_stale_connection_is_not_sent_again(
+    transport: AiohttpTransport,
+) -> None:
+    async with stale_keepalive_server() as (url, heads):
+        first, _ = await send(transport, httpx.Request("PUT", f"{url}/v1/x", content=b"{}"))
+        assert first.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):
+            await transport.handle_async_request(httpx.Request("PUT", f"{url}/v1/x", content=b"{}"))
+    assert len(heads) == 2  # the second PUT reached the service once, and only once
