@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from nats.aio.msg import Msg
@@ -30,13 +29,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Gauge
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import tracing
 from shared.bus import Bus
-from shared.db import run, transaction
+from shared.db import database_unavailable, run, transaction
 from shared.events import Event, stream_name
 from shared.health import CheckResult
 
@@ -203,15 +201,13 @@ class Consumer:
                         "consumer %s failed, will retry: %r", self.durable, exc, exc_info=True
                     )
                     self.state, self.last_error = "retrying", repr(exc)[:500]
+                    await _unsubscribe(subscription)
                     subscription = None
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
         finally:
             self.state = "stopped"
-            if subscription is not None:
-                # Left subscribed, the connection's drain would wait out its whole timeout.
-                with contextlib.suppress(Exception):
-                    await subscription.unsubscribe()
+            await _unsubscribe(subscription)
 
     async def _fetch(self, subscription: Any, stop: asyncio.Event) -> list[Msg]:
         """The next batch, or nothing when none came within a second or `stop` was set.
@@ -388,12 +384,12 @@ class Consumer:
         await message.term()
 
 
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether an error says the database is away (a lost or refused connection, a server
-    shutting down) rather than that the event cannot be applied."""
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    return isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError)
+async def _unsubscribe(subscription: Any) -> None:
+    """Leave a subscription before making another or stopping: left subscribed, it would hold
+    the connection's drain at shutdown for the whole drain timeout."""
+    if subscription is not None:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
 
 
 def _headers_by_event(parsed: Sequence[tuple[Msg, Event]]) -> dict[UUID, Mapping[str, str]]:

@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import Executable, Result, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -51,7 +53,18 @@ def mark_events_staged(session: AsyncSession) -> None:
     session.info[EVENTS_STAGED] = True
 
 
+# A request's state may hold a factory of the transaction its session runs in: the
+# idempotency middleware's, which claims the request's key first and commits the write
+# together with the answer it keeps for a replay.
+REQUEST_TRANSACTION_STATE = "pinpoint_request_transaction"
+
+
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    owned = getattr(request.state, REQUEST_TRANSACTION_STATE, None)
+    if owned is not None:
+        async with owned() as session:
+            yield session
+        return
     # scope="function" below makes this commit before the response is sent, so a failed
     # commit becomes an error answer rather than a 2xx for a write that did not happen.
     async with transaction(request.app.state.sessionmaker) as session:
@@ -86,3 +99,26 @@ def starts_with(column: Any, prefix: str) -> Any:
     """`column LIKE 'prefix%'` with the prefix's own wildcards escaped (uses a pattern index)."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return column.like(escaped + "%", escape="\\")
+
+
+# What PostgreSQL itself says while it shuts down or starts up (SQLSTATE 57P01–57P03).
+_SERVER_AWAY = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error says the database is away (a lost or refused connection, a server
+    shutting down or starting up) rather than that the work itself cannot be done."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            return True
+        # The asyncpg dialect raises a generic DBAPI error for most of asyncpg's own: the
+        # one it wraps (the cause of `orig`) says what happened.
+        orig = exc.orig
+        return orig is not None and isinstance(orig.__cause__ or orig, (OSError, *_SERVER_AWAY))
+    return isinstance(exc, (OSError, *_SERVER_AWAY))

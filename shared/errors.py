@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db import database_unavailable
 from shared.logging import REQUEST_ID_HEADER, REQUEST_ID_STATE, request_id_var
 
 PROBLEM_JSON = "application/problem+json"
@@ -230,6 +231,21 @@ def install_error_handlers(app: FastAPI) -> None:
         # Starlette runs this handler outside every middleware, after the request-ID
         # middleware has finished: take the ID back from the request's state.
         request_id: str | None = getattr(request.state, REQUEST_ID_STATE, None)
+        if database_unavailable(exc):
+            # A restart or a failover, not a bug: the client may send it again (with its
+            # Idempotency-Key) once the database is back.
+            logger.warning("database unavailable: %r", exc)
+            return problem_response(
+                request,
+                status=ServiceUnavailable.status,
+                slug=ServiceUnavailable.slug,
+                title=ServiceUnavailable.title,
+                detail="the database is not answering; try again soon",
+                headers={
+                    "Retry-After": "1",
+                    **({REQUEST_ID_HEADER: request_id} if request_id else {}),
+                },
+            )
         token = request_id_var.set(request_id)
         try:
             logger.exception("unhandled error", exc_info=exc)

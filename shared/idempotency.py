@@ -4,6 +4,11 @@ Keys belong to the caller (the identity's subject) and are kept for a day. A key
 different request, or whose first request is still running, answers 409. Only successes are
 kept: after a refusal or a failure the key is forgotten, so a corrected retry can act.
 
+The key is claimed inside the request's own transaction (the first statement of the session
+the route uses), so the claim is committed with the write or not at all: a request cut short
+by a lost database or a killed process leaves no claim behind to block its retry, and a retry
+can never act again on a write that was committed.
+
 The key is checked against a hash of the whole body, so the body is read first. Paths whose
 bodies are streamed (bulk uploads of gigabytes) are passed through untouched instead: their
 routes must be idempotent by themselves, as the registry's import is (a re-run imports nothing
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,8 +32,20 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import IDENTITY_HEADER, read_internal_token
-from shared.db import run, transaction
-from shared.errors import Conflict, PinpointError, Unprocessable, problem_response
+from shared.db import (
+    EVENTS_STAGED,
+    REQUEST_TRANSACTION_STATE,
+    database_unavailable,
+    run,
+    transaction,
+)
+from shared.errors import (
+    Conflict,
+    PinpointError,
+    ServiceUnavailable,
+    Unprocessable,
+    problem_response,
+)
 
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -118,64 +137,166 @@ class IdempotencyMiddleware:
         ).digest()
         sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
 
-        stored = await _claim(sessionmaker, subject, key, digest)
+        stored = await _lookup(sessionmaker, subject, key)
         if stored is not None:
             await _replay(stored, digest, send)
             return
 
-        status: int | None = None
-        headers: list[tuple[bytes, bytes]] = []
-        chunks: list[bytes] = []
+        claim = _Claim(sessionmaker, subject, key, digest)
+        scope.setdefault("state", {})[REQUEST_TRANSACTION_STATE] = claim.transaction
+        messages: list[Message] = []
 
         async def replay_body() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
         async def capture(message: Message) -> None:
-            nonlocal status, headers
-            if message["type"] == "http.response.start":
-                status, headers = message["status"], list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
+            messages.append(message)  # sent once the answer is committed with the write
 
         try:
             await self.app(scope, replay_body, capture)
+            if claim.conflicted and (stored := await _lookup(sessionmaker, subject, key)):
+                await _replay(stored, digest, send)  # the first request finished meanwhile
+                return
+            messages = await claim.finish(scope, messages)
         finally:
-            await _settle(sessionmaker, subject, key, status, headers, b"".join(chunks))
+            await claim.close()
+        for message in messages:
+            await send(message)
 
 
-async def _claim(
-    sessionmaker: async_sessionmaker[AsyncSession], subject: str, key: str, digest: bytes
+class _Claim:
+    """A request's claim of its key, taken in the request's own transaction, which it ends:
+    the write, the claim and the answer kept for a replay are committed together."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], subject: str, key: str, digest: bytes
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.subject, self.key, self.digest = subject, key, digest
+        self.session: AsyncSession | None = None
+        self.taken = self.conflicted = self.failed = False
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """The request's session (`shared.db.SessionDep`), with the key claimed first.
+
+        A concurrent first request holds the key's row uncommitted: the claim waits for it
+        to commit (then this request is refused, or answered with its answer) or to roll
+        back (then this one acts). The transaction is ended by `finish`, not here.
+        """
+        self.session = session = self.sessionmaker()
+        try:
+            inserted = await run(
+                session,
+                insert(idempotency_keys)
+                .values(subject=self.subject, key=self.key, request_hash=self.digest)
+                .on_conflict_do_nothing()
+                .returning(idempotency_keys.c.key),
+            )
+            if inserted.first() is None:
+                self.conflicted = True
+                raise Conflict("the first request with this Idempotency-Key is still running")
+            self.taken = True
+            yield session
+        except BaseException:
+            self.failed = True
+            raise
+
+    async def finish(self, scope: Scope, messages: list[Message]) -> list[Message]:
+        """Commit the request's transaction with its answer (or, after a failure, roll it
+        back); the messages to send: the answer, or a problem if the commit failed."""
+        status, headers, body = _answer(messages)
+        success = status is not None and 200 <= status < 300
+        where = (idempotency_keys.c.subject == self.subject, idempotency_keys.c.key == self.key)
+        if self.session is None:  # a route without a database session: keep a success
+            if success:
+                async with transaction(self.sessionmaker) as session:
+                    await run(
+                        session,
+                        insert(idempotency_keys)
+                        .values(
+                            subject=self.subject,
+                            key=self.key,
+                            request_hash=self.digest,
+                            **_kept(status, headers, body),
+                        )
+                        .on_conflict_do_nothing(),
+                    )
+            return messages
+        session = self.session
+        if self.failed:
+            await session.rollback()
+            return messages
+        if success:
+            await run(
+                session,
+                sa.update(idempotency_keys).where(*where).values(**_kept(status, headers, body)),
+            )
+        else:  # not a success, yet not rolled back: keep what it did, forget the key
+            await run(session, sa.delete(idempotency_keys).where(*where))
+        try:
+            await session.commit()
+        except Exception as exc:
+            # As `shared.db.SessionDep` does: a failed commit is an error answer, never a 2xx.
+            await session.rollback()
+            failed = ServiceUnavailable if database_unavailable(exc) else PinpointError
+            response = problem_response(
+                Request(scope), status=failed.status, slug=failed.slug, title=failed.title
+            )
+            sent: list[Message] = []
+
+            async def keep(message: Message) -> None:
+                sent.append(message)
+
+            async def nothing() -> Message:
+                return {"type": "http.disconnect"}
+
+            await response(scope, nothing, keep)
+            return sent
+        if session.info.get(EVENTS_STAGED):
+            relay = getattr(scope["app"].state, "relay", None)
+            if relay is not None:
+                relay.wake()
+        return messages
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+def _answer(messages: list[Message]) -> tuple[int | None, list[tuple[bytes, bytes]], bytes]:
+    status: int | None = None
+    headers: list[tuple[bytes, bytes]] = []
+    chunks: list[bytes] = []
+    for message in messages:
+        if message["type"] == "http.response.start":
+            status, headers = message["status"], list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+    return status, headers, b"".join(chunks)
+
+
+def _kept(status: int | None, headers: list[tuple[bytes, bytes]], body: bytes) -> dict[str, Any]:
+    """The columns of an answer kept for a replay."""
+    kept = [
+        [k.decode("latin-1"), v.decode("latin-1")] for k, v in headers if k.lower() in _REPLAYED
+    ]
+    return {"status": status, "headers": kept, "body": body}
+
+
+async def _lookup(
+    sessionmaker: async_sessionmaker[AsyncSession], subject: str, key: str
 ) -> sa.Row[Any] | None:
-    """Take the key for this request, or return the row of whoever took it first."""
+    """The row of the request that took this key first, if one did (and not too long ago)."""
+    where = (idempotency_keys.c.subject == subject, idempotency_keys.c.key == key)
     async with transaction(sessionmaker) as session:
         await run(
             session,
             sa.delete(idempotency_keys).where(
-                idempotency_keys.c.subject == subject,
-                idempotency_keys.c.key == key,
-                idempotency_keys.c.created_at < datetime.now(UTC) - KEEP_FOR,
+                *where, idempotency_keys.c.created_at < datetime.now(UTC) - KEEP_FOR
             ),
         )
-        inserted = await run(
-            session,
-            insert(idempotency_keys)
-            .values(subject=subject, key=key, request_hash=digest)
-            .on_conflict_do_nothing()
-            .returning(idempotency_keys.c.key),
-        )
-        if inserted.first() is not None:
-            return None
-        row = (
-            await run(
-                session,
-                sa.select(idempotency_keys).where(
-                    idempotency_keys.c.subject == subject, idempotency_keys.c.key == key
-                ),
-            )
-        ).first()
-        assert row is not None
-        return row
+        return (await run(session, sa.select(idempotency_keys).where(*where))).first()
 
 
 async def _replay(row: sa.Row[Any], digest: bytes, send: Send) -> None:
@@ -190,28 +311,3 @@ async def _replay(row: sa.Row[Any], digest: bytes, send: Send) -> None:
     headers.append((REPLAYED_HEADER.lower().encode(), b"true"))
     await send({"type": "http.response.start", "status": row.status, "headers": headers})
     await send({"type": "http.response.body", "body": row.body or b""})
-
-
-async def _settle(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    subject: str,
-    key: str,
-    status: int | None,
-    headers: list[tuple[bytes, bytes]],
-    body: bytes,
-) -> None:
-    """Keep a success; forget the key after anything else, so that a retry acts again."""
-    where = (idempotency_keys.c.subject == subject, idempotency_keys.c.key == key)
-    async with transaction(sessionmaker) as session:
-        if status is None or not 200 <= status < 300:
-            await run(session, sa.delete(idempotency_keys).where(*where))
-            return
-        kept = [
-            [k.decode("latin-1"), v.decode("latin-1")] for k, v in headers if k.lower() in _REPLAYED
-        ]
-        await run(
-            session,
-            sa.update(idempotency_keys)
-            .where(*where)
-            .values(status=status, headers=kept, body=body),
-        )

@@ -230,7 +230,11 @@ async def on_household_status_changed(session: AsyncSession, event: Event) -> No
     data = HouseholdStatusChanged.model_validate(event.data)
     batch = Batch.of(session)
     before, after = await _household(batch, data.household_id, data.area_code)
-    after.status = data.to_status
+    if before is not None and before.status_at is not None and event.time < before.status_at:
+        # A change older than the one already applied, delivered late (a redelivery comes
+        # after the newer events the consumer went on with): the newer status stands.
+        return
+    after.status, after.status_at = data.to_status, event.time
     Change(session, event).household(before, after)
     batch.save_household(data.household_id, after)
 

@@ -33,6 +33,7 @@ household_facts = sa.Table(
     sa.Column("area_code", sa.Text),
     sa.Column("registered", sa.Boolean),
     sa.Column("status", sa.Text),
+    sa.Column("status_at", sa.DateTime(timezone=True)),
     sa.Column("dimensions", ARRAY(sa.Text)),
     sa.Column("live", JSONB),
 )
@@ -167,6 +168,7 @@ class AnalyticsRepository:
                 area_code=row.area_code,
                 registered=row.registered,
                 status=row.status,
+                status_at=row.status_at,
                 dimensions=list(row.dimensions),
                 live=dict(row.live),
             )
@@ -205,6 +207,7 @@ class AnalyticsRepository:
             _unnest(sa.Text, [f.area_code for f in rows], "area_code"),
             _unnest(sa.Boolean, [f.registered for f in rows], "registered"),
             _unnest(sa.Text, [f.status for f in rows], "status"),
+            _unnest(sa.DateTime(timezone=True), [f.status_at for f in rows], "status_at"),
             # Arrays of arrays would flatten: each row's dimensions travel as one string.
             sa.func.string_to_array(
                 _unnest(sa.Text, [",".join(f.dimensions) for f in rows]), ","

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -34,6 +35,7 @@ class HouseholdFact:
     area_code: str
     registered: bool = False
     status: str | None = None
+    status_at: datetime | None = None  # the time of the status event that set `status`
     dimensions: list[str] = field(default_factory=list)
     live: dict[str, int] = field(default_factory=dict)
 
