@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -32,6 +32,20 @@ Amount = Annotated[
     ),
     AfterValidator(lambda amount: amount.quantize(Decimal("0.01"))),
 ]
+
+
+def _within_utc_years(moment: datetime) -> datetime:
+    # PostgreSQL keeps a moment in UTC; year 1 at a positive offset (or 9999 at a negative one)
+    # has no UTC date Python can send, so it is a field error here, not a 500 at the insert.
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("the time lies outside the years 1 to 9999 in UTC") from exc
+    return moment
+
+
+Moment = Annotated[datetime, AfterValidator(_within_utc_years)]
 
 
 class Strict(BaseModel):
@@ -130,7 +144,7 @@ class VisitCreate(Strict):
         }
     )
 
-    visited_at: datetime
+    visited_at: Moment
     team_id: UUID | None = Field(default=None, description="The visiting mentor team")
     analysis: Analysis = Field(default_factory=Analysis)
     capitals: Capitals | None = None
@@ -192,7 +206,7 @@ class InterventionCreate(Strict):
     amount_thb: Amount | None = None
     status: InterventionStatus = InterventionStatus.planned
     planned_for: date | None = None
-    completed_at: datetime | None = None
+    completed_at: Moment | None = None
 
 
 class InterventionCorrection(Strict):
@@ -211,7 +225,7 @@ class InterventionCorrection(Strict):
     description: Text | None = None
     amount_thb: Amount | None = None
     planned_for: date | None = None
-    completed_at: datetime | None = None
+    completed_at: Moment | None = None
     reason: ShortText
 
 

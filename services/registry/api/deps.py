@@ -19,7 +19,9 @@ async def context(
     session: SessionDep,
     caller: CallerDep,
     x_access_reason: Annotated[
-        str | None, Header(max_length=500, description="Why personal data is read")
+        str | None,
+        # Logged with the read: PostgreSQL text cannot hold U+0000, so a field error, not a 500.
+        Header(max_length=500, pattern=r"^[^\x00]*$", description="Why personal data is read"),
     ] = None,
 ) -> Context:
     settings = request.app.state.settings

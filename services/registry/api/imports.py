@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from starlette.requests import ClientDisconnect
 
 from services.registry.imports.csvformat import CsvFormatError
@@ -68,7 +69,13 @@ def _check_media_type(request: Request) -> None:
     openapi_extra=_CSV_BODY,
 )
 async def import_households(
-    request: Request, caller: CallerDep, response: Response, filename: str | None = None
+    request: Request,
+    caller: CallerDep,
+    response: Response,
+    # PostgreSQL text cannot hold U+0000: a field error, not a 500 when the job is stored.
+    filename: Annotated[
+        str | None, Query(pattern=r"^[^\x00]*$", description="The file's name, kept on the job")
+    ] = None,
 ) -> ImportPublic:
     """Import target households from a CSV file (officers). The file streams into staging;
     the checks and the move-in go on in the background: follow them at the `Location`."""
