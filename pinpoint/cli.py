@@ -336,6 +336,11 @@ from pinpoint import analytics_commands  # noqa: E402
 
 analytics_commands.register(app)
 
+# `pinpoint bench`: the proof at a size (bench/proof.py).
+from pinpoint import bench_commands  # noqa: E402
+
+bench_commands.register(app)
+
 # `pinpoint token` and `pinpoint oauth-client` (credentials for the gateway).
 from pinpoint import token_commands  # noqa: E402
 

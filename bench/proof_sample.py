@@ -1,0 +1,140 @@
+"""Once a second, during the load and after it: outbox backlogs, consumer lag, request latency.
+
+- outbox backlog: the registry's and the logbook's outbox rows not yet published (SQL);
+- consumer lag: events in each durable consumer not yet delivered or not yet acked (JetStream
+  consumer info): analytics' two, and the registry's and logbook's own;
+- analytics lag in seconds: the age of the oldest write analytics has not applied yet, whether
+  its event still waits in an outbox (the row's time) or in analytics' consumers (the event's
+  own time, read from the stream at the consumer's ack floor); 0 when nothing waits;
+- latency of the requests answered in that second (median, p95, p99) and how many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import nats
+
+from bench.proof_load import Recorder
+from bench.support import percentile
+from services.analytics.events import LOGBOOK_DURABLE, REGISTRY_DURABLE
+from services.logbook.events import DURABLE as LOGBOOK_OWN_DURABLE
+from services.registry.events import DURABLE as REGISTRY_OWN_DURABLE
+from shared.events import stream_name
+
+ANALYTICS = [("REGISTRY", REGISTRY_DURABLE), ("LOGBOOK", LOGBOOK_DURABLE)]
+OTHERS = [("LOGBOOK", REGISTRY_OWN_DURABLE), ("REGISTRY", LOGBOOK_OWN_DURABLE)]
+BACKLOG = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+
+
+OLDEST = "SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE sent_at IS NULL"
+
+
+@dataclass
+class Sampler:
+    registry_dsn: str
+    logbook_dsn: str
+    nats_url: str
+    recorder: Recorder
+    started: float = field(default_factory=time.perf_counter)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    marks: dict[str, float] = field(default_factory=dict)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __aenter__(self) -> Sampler:
+        self._registry = await asyncpg.connect(self.registry_dsn)
+        self._logbook = await asyncpg.connect(self.logbook_dsn)
+        self._nc = await nats.connect(self.nats_url)
+        self._js = self._nc.jetstream()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._stop.set()
+        await self._task
+        await self._nc.close()
+        await self._registry.close()
+        await self._logbook.close()
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.perf_counter() - self.started
+
+    async def _waiting(self, stream: str, durable: str) -> int:
+        info = await self._js.consumer_info(stream_name(stream, ""), durable)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def _oldest_unapplied(self, stream: str, durable: str) -> float:
+        """Seconds since the oldest event the consumer has not acked happened (0 if none)."""
+        info = await self._js.consumer_info(stream_name(stream, ""), durable)
+        if not (info.num_pending or info.num_ack_pending):
+            return 0.0
+        message = await self._js.get_msg(stream_name(stream, ""), info.ack_floor.stream_seq + 1)
+        happened = datetime.fromisoformat(json.loads(message.data or b"{}")["time"])
+        return max(0.0, (datetime.now(UTC) - happened).total_seconds())
+
+    async def lag(self) -> float:
+        ages = [await self._oldest_unapplied(s, d) for s, d in ANALYTICS]
+        for conn in (self._registry, self._logbook):
+            ages.append(float(await conn.fetchval(OLDEST) or 0.0))
+        return max(ages)
+
+    async def sample(self) -> dict[str, Any]:
+        now = time.perf_counter()
+        analytics = [await self._waiting(s, d) for s, d in ANALYTICS]
+        others = [await self._waiting(s, d) for s, d in OTHERS]
+        lag = await self.lag()
+        answered = [s.seconds for s in self.recorder.samples[-5000:] if now - 1.0 < s.ended <= now]
+        row = {
+            "t": round(now - self.started, 2),
+            "outbox_registry": int(await self._registry.fetchval(BACKLOG)),
+            "outbox_logbook": int(await self._logbook.fetchval(BACKLOG)),
+            "analytics_pending": sum(analytics),
+            "others_pending": sum(others),
+            "analytics_lag_s": round(lag, 3),
+            "requests": len(answered),
+            "p50_ms": round(percentile(answered, 0.5) * 1000, 1) if answered else None,
+            "p95_ms": round(percentile(answered, 0.95) * 1000, 1) if answered else None,
+            "p99_ms": round(percentile(answered, 0.99) * 1000, 1) if answered else None,
+        }
+        return row
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            tick = time.perf_counter()
+            self.rows.append(await self.sample())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stop.wait(), max(0.0, 1.0 - (time.perf_counter() - tick))
+                )
+
+    async def caught_up(self) -> bool:
+        """No outbox row waiting, no event waiting in any of the four consumers."""
+        waiting = [await self._waiting(s, d) for s, d in ANALYTICS + OTHERS]
+        backlog = await self._registry.fetchval(BACKLOG) + await self._logbook.fetchval(BACKLOG)
+        return not any(waiting) and not backlog
+
+    async def until_caught_up(self, within: float) -> float:
+        """Seconds until everything written so far is applied everywhere."""
+        started = time.perf_counter()
+        # Twice in a row a little apart: an event relayed between two looks is not missed.
+        first: float | None = None
+        settled = 0
+        while settled < 2:
+            if time.perf_counter() - started > within:
+                raise TimeoutError(f"the consumers did not catch up within {within}s")
+            looked = time.perf_counter()
+            if await self.caught_up():
+                first = looked if first is None else first
+                settled += 1
+            else:
+                first, settled = None, 0
+            await asyncio.sleep(0.1)
+        assert first is not None
+        return first - started

@@ -1,0 +1,44 @@
+"""`pinpoint bench`: the proof at a size (bench/proof.py), from a checkout of the repository."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# The benchmarks live beside the packages in the repository; they are not installed with them.
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+class ProofSize(StrEnum):
+    small = "small"
+    national = "national"
+
+
+def bench(
+    size: Annotated[
+        ProofSize, typer.Option(help="small: minutes; national: 1,000,000 households")
+    ] = ProofSize.small,
+    out: Annotated[
+        Path, typer.Option(help="Where report.md, latency_lag.svg and results.json go")
+    ] = Path("proof-report"),
+) -> None:
+    """Run the proof: its own servers and services, a data set, the load mix, lag and totals;
+    writes a Markdown report with the figures and a plot of latency and lag over time."""
+    if not (REPOSITORY / "bench" / "proof.py").exists():
+        raise typer.BadParameter("run it from a checkout of the repository: bench/ is not here")
+    command = [
+        *(sys.executable, "-m", "bench.proof"),
+        *("--size", size.value, "--out", str(out.resolve())),
+    ]
+    # From the repository's root, where `bench` imports; `out` as the caller meant it.
+    finished = subprocess.run(command, cwd=REPOSITORY, check=False)  # noqa: S603 - our own module
+    raise typer.Exit(finished.returncode)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)

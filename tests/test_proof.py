@@ -1,0 +1,42 @@
+"""The proof runner end to end at a tiny size: real servers and services, a report, a plot,
+and analytics' totals equal to the registry's and logbook's records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.timeout(300)
+def test_proof_at_tiny_size_writes_report_and_plot_with_equal_totals(tmp_path: Path) -> None:
+    out = tmp_path / "proof"
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench.proof", "--size", "tiny", "--out", str(out)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["totals"]["equal"], results["totals"]["mismatches"]
+    assert results["totals"]["areas_compared"] > 1
+    assert results["load"]["requests"] > 0
+    assert results["load"]["errors"] == 0, results["load"]["error_examples"]
+    assert set(results["baseline"]) == {
+        "GET /v1/households?area_code=",
+        "GET /v1/progress/{area}",
+        "GET /v1/progress/{area}/children",
+    }
+    report = (out / "report.md").read_text()
+    assert "**Result: all equal**" in report
+    assert "| **all** |" in report
+    svg = (out / "latency_lag.svg").read_text()
+    assert "<svg" in svg and "</svg>" in svg
