@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
+import shutil
 import tempfile
 import time
 import tracemalloc
@@ -36,6 +38,39 @@ CHUNK = 1024 * 1024
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _server_cpu(postgres: LocalPostgres) -> float:
+    """CPU seconds the PostgreSQL server has used so far, its ended backends included.
+
+    Other work shares the machine, so wall time alone says little; CPU time says what a step
+    costs. Linux only (/proc).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    pid = (postgres.data_dir / "postmaster.pid").read_text().split()[0]
+
+    def times(p: str) -> tuple[int, list[str]]:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), fields  # parent, the fields after the name
+
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent, fields = times(entry.name)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if entry.name == pid:  # itself, and the children it has reaped
+            total += sum(int(f) for f in fields[11:15])
+        elif str(parent) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
@@ -108,11 +143,16 @@ async def main(households: int, seed: int, trace: bool, keep: Path | None) -> No
         await asyncio.to_thread(upgrade, SCRIPT_LOCATION, database_url)
         rss_before = _peak_rss_mib()
 
+        cpu = _server_cpu(postgres)
         bare = await bare_copy(f"{base}/registry", path)
+        bare_cpu = _server_cpu(postgres) - cpu
         settings = RegistrySettings(database_url=database_url, database_pool_size=4)
+        cpu, own = _server_cpu(postgres), _own_cpu()
         result = await real_import(settings, path, trace=trace)
+        server_cpu, own_cpu = _server_cpu(postgres) - cpu, _own_cpu() - own
     finally:
         postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the server's files (and the generated file)
 
     rows = result["rows"] + result["rejected"]
     print(f"households imported      {result['households']:>12,.0f}")
@@ -128,6 +168,10 @@ async def main(households: int, seed: int, trace: bool, keep: Path | None) -> No
         if key.startswith("step "):
             print(f"    {key[5:]:<21}{seconds:>10.1f}s")
     print(f"ratio import / bare COPY {result['total'] / bare:>11.2f}x")
+    print(
+        f"CPU: bare COPY {bare_cpu:.1f}s (PostgreSQL); import {own_cpu + server_cpu:.1f}s "
+        f"({own_cpu:.1f}s this process, {server_cpu:.1f}s PostgreSQL)"
+    )
     print(
         f"peak RSS of this process {_peak_rss_mib():>11.0f} MiB "
         f"(before the runs: {rss_before:.0f} MiB)"

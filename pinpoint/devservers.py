@@ -120,7 +120,14 @@ class LocalPostgres:
         options = [
             f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
             "-c max_connections=300",
-            "-c shared_buffers=256MB",
+            # Sized for a national import (deploy/ should say the same for its servers): the
+            # blind index of 3.5 million persons stays in memory while it grows, and a bulk
+            # load writes WAL without a checkpoint every gigabyte (each one makes the next
+            # change of every page write the whole page again).
+            "-c shared_buffers=1GB",
+            "-c wal_buffers=64MB",
+            "-c max_wal_size=16GB",
+            "-c checkpoint_timeout=30min",
         ]
         if not self.durable:
             options.append("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")

@@ -23,8 +23,18 @@ class CitizenIdVault:
         self._index_key = blind_index_key.encode()
 
     def encrypt(self, digits: str) -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, digits.encode(), b"citizen_id")
+        """A fresh random nonce, then the AES-GCM ciphertext and tag of the digits."""
+        return self.encrypt_many([digits])[0]
+
+    def encrypt_many(self, many: list[str]) -> list[bytes]:
+        """`encrypt` of each, with the random nonces drawn in one system call (bulk imports)."""
+        nonces = os.urandom(_NONCE_BYTES * len(many))
+        encrypt = self._aead.encrypt
+        out = []
+        for at, digits in zip(range(0, len(nonces), _NONCE_BYTES), many, strict=True):
+            nonce = nonces[at : at + _NONCE_BYTES]
+            out.append(nonce + encrypt(nonce, digits.encode(), b"citizen_id"))
+        return out
 
     def decrypt(self, blob: bytes) -> str:
         nonce, ciphertext = blob[:_NONCE_BYTES], blob[_NONCE_BYTES:]
@@ -32,4 +42,4 @@ class CitizenIdVault:
 
     def blind_index(self, digits: str) -> bytes:
         """A keyed hash: equal IDs give equal indexes, and the index alone reveals nothing."""
-        return hmac.new(self._index_key, digits.encode(), hashlib.sha256).digest()
+        return hmac.digest(self._index_key, digits.encode(), hashlib.sha256)

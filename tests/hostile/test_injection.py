@@ -11,7 +11,6 @@ from urllib.parse import quote
 from uuid import uuid4
 
 import httpx
-import pytest
 
 from services.logbook.settings import LogbookSettings
 from shared.auth import Role
@@ -241,11 +240,6 @@ async def test_a_crafted_cursor_is_a_4xx_or_a_page(
         await _crafted_cursors(admin, ledger, path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="import defect, reported (services/registry/imports/ is being rewritten): a cursor "
-    "of an import's rejected rows with a line past int64 is a 500 (DataError at the query)",
-)
 async def test_a_crafted_cursor_of_an_imports_rejected_rows_is_a_4xx_or_a_page(
     gateway: Gateway, logbook_settings: LogbookSettings, ledger: Ledger
 ) -> None:

@@ -2,8 +2,9 @@
 
 The parser turns CSV bytes, as they arrive, into rows of PostgreSQL `COPY … FROM STDIN` text
 for the staging table. It checks only what makes the file unreadable (encoding, header, field
-counts, quoting): those stop the import. Everything about the values is checked later, in SQL,
-row by row. Citizen IDs that look like 13 digits are encrypted and blind-indexed here, so the
+counts, quoting): those stop the import. Everything about the values is checked in SQL: a
+row's own values as COPY writes it (the staging table's generated columns), the rest across rows
+after the upload. Citizen IDs that look like 13 digits are encrypted and blind-indexed here, so the
 database never computes them one row at a time.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 
 from shared.pii import CitizenIdVault
@@ -42,22 +44,25 @@ PERSON_COLUMNS = (
 COLUMNS = HOUSEHOLD_COLUMNS + PERSON_COLUMNS
 OPTIONAL_COLUMNS = frozenset({"household_key", "lat", "lon"})
 REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
-# The staging table's columns, as COPY receives them.
+# The staging table's columns, as COPY receives them (from each row of the parser's output).
 STAGE_COLUMNS = (
-    "line",
     *HOUSEHOLD_COLUMNS,
     "citizen_id",
     "citizen_id_cipher",
     "citizen_id_index",
     "citizen_id_masked",
     *PERSON_COLUMNS[1:],
+    "line",
 )
 
 # A quoted field may hold line breaks, but not a whole file: past this, a quote was left open.
 MAX_RECORD_CHARS = 64 * 1024
 MAX_RECORD_LINES = 100
 _CITIZEN_ID = COLUMNS.index("citizen_id")
+_CIPHER = STAGE_COLUMNS.index("citizen_id_cipher")
 _NULL = "\\N"
+# Appended to a row's fields: the value of a column the file leaves out, and NULL.
+_PADDING = ("", _NULL, _NULL, _NULL)
 _COPY_SPECIALS = ("\\", "\n", "\r")
 
 
@@ -141,10 +146,18 @@ class CsvParser:
         if "\x00" in text:
             at = self._line + self._pending.count("\n") + text[: text.index("\x00")].count("\n")
             raise CsvFormatError(at + 1, "the file holds NUL bytes: it is not a text CSV file")
-        lines = (self._pending + text).split("\n")
+        body = self._pending + text
+        lines = body.split("\n")
         self._pending = "" if final else lines.pop()
         if final and lines and lines[-1] == "":
             lines.pop()
+        if not self._record and _plain(body):
+            # No quotes, tabs or backslashes, and carriage returns only before line feeds:
+            # every line is one record whose fields split at commas and need no escaping.
+            first = self._line + 1
+            self._line += len(lines)
+            numbered = zip(range(first, self._line + 1), map(_split, lines), strict=True)
+            return self._rows(numbered, escape=False)
         starts: list[int] = []
         records: list[str] = []
         for line in lines:
@@ -166,25 +179,50 @@ class CsvParser:
                 or sum(map(len, self._record)) > MAX_RECORD_CHARS
             ):
                 raise CsvFormatError(self._record_start, "a quoted field is never closed")
-        return self._rows(starts, records)
+        return self._rows(zip(starts, _read(starts, records), strict=True), escape=True)
 
     # Lines to rows
 
-    def _rows(self, starts: list[int], records: list[str]) -> bytes:
-        out: list[str] = []
-        reader = csv.reader(records, strict=True)  # one record per string: starts[n] is its line
-        for line in starts:
-            try:
-                fields = next(reader)
-            except csv.Error as exc:
-                raise CsvFormatError(line, f"the row cannot be read as CSV: {exc}") from None
+    def _rows(self, records: Iterable[tuple[int, list[str]]], *, escape: bool) -> bytes:
+        rows: list[list[str]] = []
+        ids: list[str] = []  # the well-formed citizen IDs, to encrypt together
+        at: list[int] = []  # and the rows they are on
+        for line, fields in records:
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # a blank line
             if self._pick is None:
                 self._header(fields, line)
                 continue
-            out.append(self._row(line, fields))
-        return "".join(out).encode()
+            if len(fields) != self._width:
+                raise CsvFormatError(
+                    line, f"the row has {len(fields)} fields; the header has {self._width}"
+                )
+            fields.extend(_PADDING)
+            values = [v.strip() for v in self._pick(fields)]
+            self.rows += 1
+            raw = values[_CITIZEN_ID]
+            digits = raw.replace("-", "").replace(" ", "")
+            if len(digits) == 13 and digits.isascii() and digits.isdigit():
+                values[_CITIZEN_ID] = digits
+                at.append(len(rows))
+                ids.append(digits)
+            if escape:  # the file's own values; the citizen ID's columns are ours, unescaped
+                own = values[:_CIPHER] + values[_CIPHER + 3 :]
+                body = "\t".join(own)
+                if body.count("\t") != len(own) - 1 or any(c in body for c in _COPY_SPECIALS):
+                    values = [
+                        v if _CIPHER <= n < _CIPHER + 3 else _escape(v)
+                        for n, v in enumerate(values)
+                    ]
+            values.append(str(line))
+            rows.append(values)
+        vault = self._vault
+        for n, digits, cipher in zip(at, ids, vault.encrypt_many(ids), strict=True):
+            row = rows[n]
+            row[_CIPHER] = "\\\\x" + cipher.hex()
+            row[_CIPHER + 1] = "\\\\x" + vault.blind_index(digits).hex()
+            row[_CIPHER + 2] = mask_citizen_id(digits)
+        return "".join(["\t".join(row) + "\n" for row in rows]).encode()
 
     def _header(self, fields: list[str], line: int) -> None:
         names = [f.strip().lower() for f in fields]
@@ -204,32 +242,35 @@ class CsvParser:
         if missing:
             raise CsvFormatError(line, f"missing column(s): {', '.join(missing)}")
         self._width = len(names)
-        # Columns the file leaves out read as the empty field appended at the row's end.
-        self._pick = itemgetter(*(names.index(c) if c in names else len(names) for c in COLUMNS))
+        # Picks a row's values in the staging table's order (the line goes last: see
+        # STAGE_COLUMNS): a column the file leaves out reads as the empty field appended at the
+        # row's end, the citizen ID's ciphertext, index and mask as NULL until worked out.
+        index = {c: names.index(c) if c in names else len(names) for c in COLUMNS}
+        crypto = [len(names) + 1 + n for n in range(3)]
+        picks = [index[c] for c in COLUMNS]
+        picks[_CITIZEN_ID + 1 : _CITIZEN_ID + 1] = crypto
+        self._pick = itemgetter(*picks)
 
-    def _row(self, line: int, fields: list[str]) -> str:
-        assert self._pick is not None
-        if len(fields) != self._width:
-            raise CsvFormatError(
-                line, f"the row has {len(fields)} fields; the header has {self._width}"
-            )
-        fields.append("")
-        values = [v.strip() for v in self._pick(fields)]
-        self.rows += 1
-        raw = values[_CITIZEN_ID]
-        digits = raw.replace("-", "").replace(" ", "")
-        if len(digits) == 13 and digits.isascii() and digits.isdigit():
-            values[_CITIZEN_ID] = digits
-            crypto = (
-                "\\\\x" + self._vault.encrypt(digits).hex(),
-                "\\\\x" + self._vault.blind_index(digits).hex(),
-                mask_citizen_id(digits),
-            )
-        else:
-            crypto = (_NULL, _NULL, _NULL)
-        body = "\t".join(values)
-        if body.count("\t") != len(values) - 1 or any(s in body for s in _COPY_SPECIALS):
-            values = [_escape(v) for v in values]
-        head = values[: _CITIZEN_ID + 1]
-        tail = values[_CITIZEN_ID + 1 :]
-        return "\t".join((str(line), *head, *crypto, *tail)) + "\n"
+
+def _plain(text: str) -> bool:
+    """Whether text has nothing that needs the CSV reader or COPY's escapes."""
+    return (
+        '"' not in text
+        and "\t" not in text
+        and "\\" not in text
+        and text.count("\r") == text.count("\r\n")
+    )
+
+
+def _split(line: str) -> list[str]:
+    return line.split(",")
+
+
+def _read(starts: list[int], records: list[str]) -> Iterator[list[str]]:
+    """Each record as the CSV reader reads it (one record per string: starts[n] is its line)."""
+    reader = csv.reader(records, strict=True)
+    for line in starts:
+        try:
+            yield next(reader)
+        except csv.Error as exc:
+            raise CsvFormatError(line, f"the row cannot be read as CSV: {exc}") from None

@@ -105,15 +105,19 @@ class Importer:
     async def complete(self, job_id: UUID, caller: Caller, headers: dict[str, str]) -> Outcome:
         """Check the staged rows and move the valid ones in: one transaction, then done."""
         try:
-            async with self.engine.begin() as conn:
+            async with self.engine.connect() as conn:
                 raw = await conn.get_raw_connection()
-                staging = Staging(raw.driver_connection, job_id)
-                outcome = await staging.check_and_move(
-                    scope_prefix=caller.scope_prefix(),
-                    created_by=caller.subject,
-                    namespace=self.namespace,
-                    headers=headers,
-                )
+                pg = raw.driver_connection
+                assert pg is not None
+                # On asyncpg itself: SQLAlchemy begins its own transaction only when it runs a
+                # statement, so the raw connection would otherwise commit statement by statement.
+                async with pg.transaction():
+                    outcome = await Staging(pg, job_id).check_and_move(
+                        scope_prefix=caller.scope_prefix(),
+                        created_by=caller.subject,
+                        namespace=self.namespace,
+                        headers=headers,
+                    )
         except BaseException as exc:
             logger.exception("import %s failed", job_id)
             await self._fail(job_id, f"the import failed and imported nothing: {exc}")
@@ -230,9 +234,12 @@ def _after(cursor: str | None) -> tuple[int, str] | None:
     if key is None:
         return None
     try:
-        return int(key["line"]), str(key["column"])
+        line, column = int(key["line"]), str(key["column"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BadRequest("the cursor is not valid") from exc
+    if not 0 <= line < 2**63:  # a line number as the table keeps it (bigint)
+        raise BadRequest("the cursor is not valid")
+    return line, column
 
 
 def _now() -> Any:

@@ -25,12 +25,12 @@ from services.registry.imports.csvformat import (
     STAGE_COLUMNS,
 )
 from services.registry.models import ImportJob, ImportRejection
+from shared.events import uuid7
 from shared.events.registry import HouseholdRegistered
 from shared.indicators import Dimension
 
 # One move-in at a time: the checks against stored house codes and citizen IDs hold until commit.
 MOVE_LOCK = 0x5E9_1A9
-MAX_REASONS_PER_ROW = 20
 
 
 class ImportJobs:
@@ -84,25 +84,39 @@ class Staging:
         self.job_id = job_id
         self.stage = f"import_stage_{job_id.hex}"
         self.group = f"import_group_{job_id.hex}"
+        self.verdict = f"import_verdict_{job_id.hex}"
         self.household = f"import_household_{job_id.hex}"
 
     async def copy_in(self, source: AsyncIterable[bytes]) -> None:
-        """Create the staging table and COPY the parsed file into it."""
+        """Create the staging table and COPY the parsed file into it.
+
+        The table's generated columns check each row's own values as COPY writes it.
+        """
         await self.pg.execute(
-            f"CREATE UNLOGGED TABLE {self.stage} (LIKE import_stage INCLUDING DEFAULTS)"
+            f"CREATE UNLOGGED TABLE {self.stage} "
+            "(LIKE import_stage INCLUDING DEFAULTS INCLUDING GENERATED)"
         )
         await self.pg.copy_to_table(self.stage, source=source, columns=list(STAGE_COLUMNS))
 
     async def drop(self) -> None:
-        for table in (self.household, self.group, self.stage):
+        for table in (self.household, self.verdict, self.group, self.stage):
             await self.pg.execute(f"DROP TABLE IF EXISTS {table}")
 
     async def check_and_move(
         self, *, scope_prefix: str, created_by: str, namespace: str, headers: dict[str, str]
     ) -> Outcome:
-        """Reject what is wrong (with line, column, reason), then move the rest in."""
+        """Reject what is wrong (with line, column, reason), then move the rest in.
+
+        Run it inside a transaction: the lock, the checks and the move-in hold until commit.
+        """
         pg = self.pg
         timings: dict[str, float] = {}
+        tables = {
+            "stage": self.stage,
+            "group": self.group,
+            "verdict": self.verdict,
+            "household": self.household,
+        }
 
         async def step(name: str, sql: str, *args: Any) -> Any:
             started = time.perf_counter()
@@ -110,38 +124,37 @@ class Staging:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
             return result
 
-        tables = {"stage": self.stage, "group": self.group, "household": self.household}
         job = self.job_id
-        await pg.execute("SET LOCAL work_mem = '256MB'")
+        # The sorts and hashes over a whole national file (3.6 million rows) stay in memory;
+        # a hash join kept in one batch also hands the persons over in line order, so the
+        # inserts into their indexes on (household, id) and id stay at the right-hand edge.
+        await pg.execute("SET LOCAL work_mem = '1GB'")
         await step("lock", "SELECT pg_advisory_xact_lock($1)", MOVE_LOCK)
-        await step("analyze", "ANALYZE {stage}")
-        await step("groups", _GROUPS)
-        await step("analyze", "ANALYZE {group}")
+        # Every id this import makes shares the first 80 bits of one fresh UUIDv7.
+        ids = uuid7().hex[:20]
+        # Statistics of the columns the plans below join and group on (not of every column).
+        await step("analyze", "ANALYZE {stage} (line, gkey, failed_indicators, citizen_id_index)")
         codes = [r["code"] for r in await pg.fetch("SELECT code FROM indicator")]
         known = "|".join(re.escape(c) for c in codes)
         indicators = rf"^\s*({known})\s*(\|\s*({known})\s*)*$"
-        await step("check_rows", _CHECK_ROWS, job, scope_prefix, indicators, list(ROW_CHECKS))
-        await step("check_same_household", _CHECK_SAME_HOUSEHOLD, job)
-        await step("check_stored_households", _CHECK_STORED_HOUSEHOLDS, job)
-        await step(
-            "reject_whole_households", _REJECT_WHOLE_HOUSEHOLDS, job, list(HOUSEHOLD_COLUMNS)
-        )
-        await step("check_citizen_ids", _CHECK_CITIZEN_IDS, job)
-        await step("households", _HOUSEHOLDS, job)
+        await step("check_households", _GROUPS, scope_prefix, indicators, ids)
+        await step("analyze", "ANALYZE {group} (gkey, first_line)")
+        await step("check_rows", _VERDICT)
+        rejected = await step("reject", _REJECT, job, list(ROW_CHECKS))
+        await step("households", _HOUSEHOLDS)
         households = await step("insert_households", _INSERT_HOUSEHOLDS, created_by)
-        persons = await step("insert_persons", _INSERT_PERSONS, job)
-        await step("history", _HISTORY, job, created_by)
+        persons = await step("insert_persons", _INSERT_PERSONS, ids)
+        await step("history", _STATUS, ids, created_by)
+        await step("history", _AUDIT, ids, created_by, job)
         await step(
             "events",
             _EVENTS,
+            ids,
             f"{namespace}{HouseholdRegistered.type}",
             HouseholdRegistered.type,
             HouseholdRegistered.schema_version,
             json.dumps(headers),
             [d.value for d in Dimension],
-        )
-        rejected = await step(
-            "count", "SELECT count(DISTINCT line) FROM import_rejection WHERE job_id = $1", job
         )
         return Outcome(
             rows_imported=int(persons or 0),
@@ -151,198 +164,169 @@ class Staging:
         )
 
 
-# Rows group into households by house code, else by household key; the first row (by line)
-# carries the household's fields, later rows may repeat them or leave them empty.
-_GROUPS = """
-CREATE UNLOGGED TABLE {group} AS
-SELECT line, gkey, first_value(line) OVER (PARTITION BY gkey ORDER BY line) AS first_line
-FROM (
-    SELECT line, CASE WHEN house_code <> '' THEN 'h' || house_code
-                      WHEN household_key <> '' THEN 'k' || household_key
-                      ELSE 'l' || line END AS gkey
-    FROM {stage}
-) rows
-"""
-
-# The columns _CHECK_ROWS checks, in the order of its array of reasons.
+# The columns the checks give reasons for, in the order of the staging table's `reasons` array
+# (migration 0005), which holds what each row's own values say.
 ROW_CHECKS = (*HOUSEHOLD_COLUMNS, *PERSON_COLUMNS)
+_NONE8 = "'{{NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL}}'"
+_NONE17 = "'{{" + ",".join(["NULL"] * len(ROW_CHECKS)) + "}}'"
 
-_REJECT = 'INSERT INTO import_rejection (job_id, line, "column", reason) '
+# One row per household of the file: its first row (by line) carries its fields, and the
+# reasons those fields are wrong: on the row itself, against the areas and indicators, or
+# because the household is registered already. Rows group by house code, else household key.
+# Indicator codes are read once per distinct value of the column (a few thousand in a file).
+_GROUPS = f"""
+CREATE UNLOGGED TABLE {{group}} AS
+SELECT g.gkey, g.first_line, registry_import_id($3::text, 1, g.first_line) AS household_id,
+       f.house_code, f.household_key, f.area_code, f.address,
+       f.survey_year, f.failed_indicators, i.codes AS indicators, f.lat, f.lon,
+       CASE WHEN hc.id IS NOT NULL
+         THEN 'house code ' || f.house_code || ' is registered already' END AS house_stored,
+       CASE WHEN ik.id IS NOT NULL
+         THEN 'household ' || f.household_key || ' of area ' || f.area_code
+              || ' was imported before' END AS key_stored,
+       nullif(ARRAY[
+         coalesce(f.reasons[1], CASE WHEN hc.id IS NOT NULL
+           THEN 'house code ' || f.house_code || ' is registered already' END),
+         coalesce(f.reasons[2], CASE WHEN ik.id IS NOT NULL
+           THEN 'household ' || f.household_key || ' of area ' || f.area_code
+                || ' was imported before' END),
+         coalesce(f.reasons[3], CASE
+           WHEN a.code IS NULL THEN 'no village or sub-district ' || f.area_code
+           WHEN NOT starts_with(f.area_code, $1::text)
+             THEN 'area ' || f.area_code || ' is outside your scope' END),
+         f.reasons[4],
+         f.reasons[5],
+         i.reason,
+         f.reasons[7],
+         f.reasons[8]
+       ], {_NONE8}) AS reasons
+FROM (SELECT gkey, min(line) AS first_line FROM {{stage}} GROUP BY gkey) g
+JOIN {{stage}} f ON f.line = g.first_line
+JOIN (  -- OFFSET 0: worked out here, once per value, not after the join for every household
+    SELECT failed_indicators,
+           CASE
+             WHEN failed_indicators = '' OR failed_indicators ~ $2::text THEN NULL
+             ELSE 'unknown indicator code(s): ' || (
+               SELECT string_agg(btrim(c), ', ')
+               FROM unnest(string_to_array(failed_indicators, '|')) c
+               WHERE btrim(c) NOT IN (SELECT code FROM indicator))
+               || ' (codes like 2560-04, split by |)' END AS reason,
+           ARRAY(SELECT DISTINCT btrim(c) FROM unnest(string_to_array(failed_indicators, '|')) c
+                 WHERE btrim(c) <> '' ORDER BY 1) AS codes
+    FROM (SELECT DISTINCT failed_indicators FROM {{stage}}) d
+    OFFSET 0
+) i ON i.failed_indicators = f.failed_indicators
+LEFT JOIN area a ON a.code = f.area_code AND a.level IN ('subdistrict', 'village')
+LEFT JOIN household hc ON f.house_code <> '' AND hc.house_code = f.house_code
+LEFT JOIN household ik ON f.house_code = '' AND f.household_key <> ''
+                      AND ik.import_key = f.area_code || ':' || f.household_key
+"""
 
-# Every value of every row. Household fields are checked on the household's first row.
-_CHECK_ROWS = (
-    _REJECT
-    + r"""
-SELECT $1::uuid, c.line, ($4::text[])[i], c.reasons[i]
+_TRUE = "('true', '1', 'yes', 'y', 'ใช่', 'มี')"
+
+
+def _later(i: int, column: str, *, own: bool) -> str:
+    """A household field on a later row: its own reason, else differing from the first row,
+    else the first row's reason rejects it too."""
+    parts = [f"s.reasons[{i}]"] if own else []
+    parts.append(f"CASE WHEN s.{column} <> '' AND s.{column} <> g.{column} THEN {_DIFFERS} END")
+    return f"coalesce({', '.join(parts)}, {_WHOLE.format(i=i)})"
+
+
+_DIFFERS = "'differs from line ' || g.first_line || ', the household''s first row'"
+_WHOLE = (
+    "CASE WHEN g.reasons[{i}] IS NOT NULL"
+    " THEN 'the household is rejected on line ' || g.first_line END"
+)
+
+# Every row with the reasons (one per column, NULL where fine) it is rejected for, and the
+# person it makes when there are none. A household's fields are checked on its first row;
+# a later row is rejected where it gives one differently or where the first row is rejected.
+# A citizen ID twice in the file keeps its first row; one registered already is rejected.
+_VERDICT = f"""
+CREATE UNLOGGED TABLE {{verdict}} AS
+SELECT line, first_line, household_id, citizen_id_cipher, citizen_id_index, citizen_id_masked,
+       title, first_name, last_name, sex, birth, relation, disability, welfare_card,
+       nullif(reasons, {_NONE17}) AS reasons
 FROM (
-SELECT s.line, ARRAY[
-  CASE WHEN s.house_code <> '' AND s.house_code !~ '^[0-9]{{11}}$'
-                      THEN 'a house code has 11 digits' END,
-  CASE
-      WHEN s.house_code = '' AND s.household_key = ''
-        THEN 'give a house_code, or a household_key where the house code is not known'
-      WHEN length(s.household_key) > 100 THEN 'at most 100 characters' END,
-  CASE
-      WHEN g.line <> g.first_line THEN NULL
-      WHEN s.area_code = '' THEN 'required'
-      WHEN s.area_code !~ '^([0-9]{{6}}|[0-9]{{8}})$'
-        THEN 'a household lies in a village (8 digits) or a sub-district (6 digits)'
-      WHEN a.code IS NULL THEN 'no village or sub-district ' || s.area_code
-      WHEN NOT starts_with(s.area_code, $2::text)
-        THEN 'area ' || s.area_code || ' is outside your scope' END,
-  CASE WHEN length(s.address) > 500 THEN 'at most 500 characters' END,
-  CASE
-      WHEN s.survey_year = '' OR g.line <> g.first_line THEN NULL
-      WHEN s.survey_year !~ '^[0-9]{{4}}$' THEN 'a Buddhist-era year from 2500 to 2700'
-      WHEN s.survey_year::int NOT BETWEEN 2500 AND 2700
-        THEN 'a Buddhist-era year from 2500 to 2700' END,
-  CASE
-      WHEN s.failed_indicators = '' OR g.line <> g.first_line THEN NULL
-      WHEN s.failed_indicators ~ $3::text THEN NULL
-      ELSE 'unknown indicator code(s): ' || (
-        SELECT string_agg(btrim(c), ', ') FROM unnest(string_to_array(s.failed_indicators, '|')) c
-        WHERE btrim(c) NOT IN (SELECT code FROM indicator)) || ' (codes like 2560-04, split by |)'
-      END,
-  CASE
-      WHEN (s.lat = '' AND s.lon = '') OR g.line <> g.first_line THEN NULL
-      WHEN s.lat = '' OR s.lon = '' THEN 'give both lat and lon, or neither'
-      WHEN s.lat !~ '^-?[0-9]{{1,3}}(\.[0-9]+)?$' THEN 'a decimal number'
-      WHEN s.lat::float8 NOT BETWEEN 5.6 AND 20.5 THEN 'a latitude inside Thailand' END,
-  CASE
-      WHEN s.lat = '' OR s.lon = '' OR g.line <> g.first_line THEN NULL
-      WHEN s.lon !~ '^-?[0-9]{{1,3}}(\.[0-9]+)?$' THEN 'a decimal number'
-      WHEN s.lon::float8 NOT BETWEEN 97.3 AND 105.7 THEN 'a longitude inside Thailand' END,
-  CASE
-      WHEN s.citizen_id = '' THEN NULL
-      WHEN s.citizen_id_index IS NULL THEN 'a citizen ID has 13 digits'
-      WHEN left(s.citizen_id, 1) = '0' THEN 'a citizen ID does not start with 0'
-      WHEN NOT registry_citizen_id_ok(s.citizen_id) THEN 'the check digit is wrong' END,
-  CASE WHEN length(s.title) > 50 THEN 'at most 50 characters' END,
-  CASE WHEN s.first_name = '' THEN 'required'
-                      WHEN length(s.first_name) > 200 THEN 'at most 200 characters' END,
-  CASE WHEN s.last_name = '' THEN 'required'
-                     WHEN length(s.last_name) > 200 THEN 'at most 200 characters' END,
-  CASE WHEN lower(s.sex) IN ('', 'male', 'female', 'm', 'f', 'ชาย', 'หญิง') THEN NULL
-               ELSE 'male or female (ชาย or หญิง)' END,
-  CASE
-      WHEN s.birth_date = '' THEN NULL
-      WHEN NOT registry_date_ok(s.birth_date) THEN 'a date as YYYY-MM-DD'
-      WHEN s.birth_date::date > current_date AND left(s.birth_date, 4)::int > 2400
-        THEN 'the year looks Buddhist-era: give the year AD (BE - 543)'
-      WHEN s.birth_date::date > current_date THEN 'a birth date cannot be in the future' END,
-  CASE WHEN length(s.relation) > 50 THEN 'at most 50 characters' END,
-  CASE WHEN lower(s.disability) IN
-      ('', 'true', 'false', '1', '0', 'yes', 'no', 'y', 'n', 'ใช่', 'ไม่ใช่', 'มี', 'ไม่มี')
-      THEN NULL ELSE 'true or false' END,
-  CASE WHEN lower(s.welfare_card) IN
-      ('', 'true', 'false', '1', '0', 'yes', 'no', 'y', 'n', 'ใช่', 'ไม่ใช่', 'มี', 'ไม่มี')
-      THEN NULL ELSE 'true or false' END
-] AS reasons
-FROM {stage} s
-JOIN {group} g ON g.line = s.line
-LEFT JOIN area a ON a.code = s.area_code AND a.level IN ('subdistrict', 'village')
-) c
-CROSS JOIN LATERAL generate_subscripts(c.reasons, 1) AS i
-WHERE num_nonnulls(VARIADIC c.reasons) > 0 AND c.reasons[i] IS NOT NULL
-ON CONFLICT DO NOTHING
+  SELECT s.line, g.first_line, g.household_id, s.citizen_id_cipher, s.citizen_id_index,
+         s.citizen_id_masked,
+         nullif(s.title, '') AS title, s.first_name, s.last_name,
+         CASE WHEN lower(s.sex) IN ('male', 'm', 'ชาย') THEN 'male'
+              WHEN lower(s.sex) IN ('female', 'f', 'หญิง') THEN 'female' END AS sex,
+         s.birth, nullif(s.relation, '') AS relation,
+         lower(s.disability) IN {_TRUE} AS disability,
+         lower(s.welfare_card) IN {_TRUE} AS welfare_card,
+         CASE WHEN s.line = g.first_line THEN coalesce(g.reasons, {_NONE8}) ELSE ARRAY[
+           coalesce(s.reasons[1], g.house_stored, {_WHOLE.format(i=1)}),
+           coalesce(s.reasons[2],
+             CASE WHEN s.house_code = '' AND s.household_key <> ''
+                   AND s.household_key <> g.household_key THEN {_DIFFERS} END,
+             g.key_stored, {_WHOLE.format(i=2)}),
+           {_later(3, "area_code", own=False)},
+           {_later(4, "address", own=True)},
+           {_later(5, "survey_year", own=False)},
+           {_later(6, "failed_indicators", own=False)},
+           {_later(7, "lat", own=False)},
+           {_later(8, "lon", own=False)}
+         ] END
+         || ARRAY[
+           coalesce(s.reasons[9],
+             CASE WHEN d.first IS NOT NULL THEN 'the same citizen ID is on line ' || d.first END,
+             CASE WHEN p.id IS NOT NULL
+               THEN 'the citizen ID is registered to another person already' END),
+           s.reasons[10], s.reasons[11], s.reasons[12], s.reasons[13],
+           coalesce(s.reasons[14], CASE
+             WHEN s.birth > current_date AND extract(year FROM s.birth) > 2400
+               THEN 'the year looks Buddhist-era: give the year AD (BE - 543)'
+             WHEN s.birth > current_date THEN 'a birth date cannot be in the future' END),
+           s.reasons[15], s.reasons[16], s.reasons[17]
+         ] AS reasons
+  FROM {{stage}} s
+  JOIN {{group}} g ON g.gkey = s.gkey
+  LEFT JOIN (
+    SELECT line, first FROM (
+      SELECT line, first_value(line) OVER (PARTITION BY citizen_id_index ORDER BY line) AS first
+      FROM {{stage}} WHERE citizen_id_index IS NOT NULL
+    ) w WHERE line <> first
+  ) d ON d.line = s.line
+  LEFT JOIN person p ON p.citizen_id_index = s.citizen_id_index
+) v
 """
-)
 
-# A later row of a household that gives a household field differently from its first row.
-_CHECK_SAME_HOUSEHOLD = (
-    _REJECT
-    + """
-SELECT $1::uuid, s.line, e.col,
-       'differs from line ' || g.first_line || ', the household''s first row'
-FROM {group} g
-JOIN {stage} s ON s.line = g.line
-JOIN {stage} f ON f.line = g.first_line
-CROSS JOIN LATERAL (VALUES
-  ('area_code', s.area_code, f.area_code),
-  ('address', s.address, f.address),
-  ('survey_year', s.survey_year, f.survey_year),
-  ('failed_indicators', s.failed_indicators, f.failed_indicators),
-  ('lat', s.lat, f.lat),
-  ('lon', s.lon, f.lon),
-  ('household_key', CASE WHEN s.house_code = '' THEN s.household_key ELSE '' END,
-                    f.household_key)
-) AS e(col, given, first)
-WHERE g.line <> g.first_line AND e.given <> '' AND e.given <> e.first
-ON CONFLICT DO NOTHING
+# Every reason, as GET /v1/imports/{{id}} lists them; the count of rows rejected.
+_REJECT = """
+WITH rejected AS (
+    INSERT INTO import_rejection (job_id, line, "column", reason)
+    SELECT $1::uuid, v.line, ($2::text[])[i], v.reasons[i]
+    FROM {verdict} v CROSS JOIN LATERAL generate_subscripts(v.reasons, 1) AS i
+    WHERE v.reasons IS NOT NULL AND v.reasons[i] IS NOT NULL
+    RETURNING line
+)
+SELECT count(DISTINCT line) FROM rejected
 """
-)
 
-# Households registered before (a re-run of the same file, or the same household again).
-_CHECK_STORED_HOUSEHOLDS = (
-    _REJECT
-    + """
-SELECT $1::uuid, s.line, 'house_code', 'house code ' || s.house_code || ' is registered already'
-FROM {stage} s JOIN household h ON h.house_code = s.house_code
-WHERE s.house_code <> ''
-UNION ALL
-SELECT $1::uuid, g.line, 'household_key',
-       'household ' || f.household_key || ' of area ' || f.area_code || ' was imported before'
-FROM {group} g
-JOIN {stage} f ON f.line = g.first_line
-JOIN household h ON h.import_key = f.area_code || ':' || f.household_key
-WHERE f.house_code = '' AND f.household_key <> ''
-ON CONFLICT DO NOTHING
-"""
-)
-
-# When a household's own fields are wrong, none of its rows can land.
-_REJECT_WHOLE_HOUSEHOLDS = (
-    _REJECT
-    + """
-SELECT $1::uuid, g.line, r."column", 'the household is rejected on line ' || g.first_line
-FROM {group} g
-JOIN import_rejection r ON r.job_id = $1 AND r.line = g.first_line AND r."column" = ANY($2)
-WHERE g.line <> g.first_line
-ON CONFLICT DO NOTHING
-"""
-)
-
-# The same person twice in the file (the first row stays), or registered already.
-_CHECK_CITIZEN_IDS = (
-    _REJECT
-    + """
-SELECT $1::uuid, line, 'citizen_id', 'the same citizen ID is on line ' || first
-FROM (
-    SELECT line, first_value(line) OVER (PARTITION BY citizen_id_index ORDER BY line) AS first
-    FROM {stage} WHERE citizen_id_index IS NOT NULL
-) d
-WHERE line <> first
-UNION ALL
-SELECT $1::uuid, s.line, 'citizen_id', 'the citizen ID is registered to another person already'
-FROM {stage} s JOIN person p ON p.citizen_id_index = s.citizen_id_index
-ON CONFLICT DO NOTHING
-"""
-)
-
-# The households that keep at least one row, with their fields from their first row.
+# The households that keep at least one row; ids come from their first line (kind 1).
 _HOUSEHOLDS = """
 CREATE UNLOGGED TABLE {household} AS
-SELECT m.id, m.first_line, m.members,
-       nullif(f.house_code, '') AS house_code,
-       CASE WHEN f.house_code = '' THEN f.area_code || ':' || f.household_key END AS import_key,
-       f.area_code,
-       nullif(f.address, '') AS address,
-       nullif(f.lat, '')::float8 AS lat,
-       nullif(f.lon, '')::float8 AS lon,
-       nullif(f.survey_year, '')::int AS survey_year,
-       ARRAY(SELECT DISTINCT btrim(c) FROM unnest(string_to_array(f.failed_indicators, '|')) c
-             WHERE btrim(c) <> '' ORDER BY 1) AS failed_indicators,
-       concat_ws(' ', nullif(f.house_code, ''), nullif(f.address, ''), m.names) AS search_text
+SELECT g.household_id AS id, g.first_line, m.members,
+       nullif(g.house_code, '') AS house_code,
+       CASE WHEN g.house_code = '' THEN g.area_code || ':' || g.household_key END AS import_key,
+       g.area_code,
+       nullif(g.address, '') AS address,
+       nullif(g.lat, '')::float8 AS lat,
+       nullif(g.lon, '')::float8 AS lon,
+       nullif(g.survey_year, '')::int AS survey_year,
+       g.indicators AS failed_indicators,
+       concat_ws(' ', nullif(g.house_code, ''), nullif(g.address, ''), m.names) AS search_text
 FROM (
-    SELECT registry_uuid7() AS id, g.first_line, count(*) AS members,
-           string_agg(concat_ws(' ', nullif(s.title, ''), s.first_name, s.last_name), ' '
-                      ORDER BY s.line) AS names
-    FROM {group} g
-    JOIN {stage} s ON s.line = g.line
-    WHERE NOT EXISTS (SELECT 1 FROM import_rejection r WHERE r.job_id = $1 AND r.line = s.line)
-    GROUP BY g.first_line
+    SELECT first_line, count(*) AS members,
+           string_agg(concat_ws(' ', title, first_name, last_name), ' ' ORDER BY line) AS names
+    FROM {verdict} WHERE reasons IS NULL
+    GROUP BY first_line
 ) m
-JOIN {stage} f ON f.line = m.first_line
+JOIN {group} g ON g.first_line = m.first_line
+ORDER BY g.first_line
 """
 
 _INSERT_HOUSEHOLDS = """
@@ -357,58 +341,69 @@ WITH inserted AS (
 SELECT count(*) FROM inserted
 """
 
-_TRUE = "('true', '1', 'yes', 'y', 'ใช่', 'มี')"
-
-_INSERT_PERSONS = f"""
+# Persons (kind 2) of rows without a reason, in their households (kind 1, by first line).
+_INSERT_PERSONS = """
 WITH inserted AS (
     INSERT INTO person (id, household_id, citizen_id_cipher, citizen_id_index, citizen_id_masked,
                         title, first_name, last_name, sex, birth_date, relation, disability,
                         welfare_card, version)
-    SELECT registry_uuid7(), h.id, s.citizen_id_cipher, s.citizen_id_index, s.citizen_id_masked,
-           nullif(s.title, ''), s.first_name, s.last_name,
-           CASE WHEN lower(s.sex) IN ('male', 'm', 'ชาย') THEN 'male'
-                WHEN lower(s.sex) IN ('female', 'f', 'หญิง') THEN 'female' END,
-           nullif(s.birth_date, '')::date, nullif(s.relation, ''),
-           lower(s.disability) IN {_TRUE}, lower(s.welfare_card) IN {_TRUE}, 1
-    FROM {{group}} g
-    JOIN {{household}} h ON h.first_line = g.first_line
-    JOIN {{stage}} s ON s.line = g.line
-    WHERE NOT EXISTS (SELECT 1 FROM import_rejection r WHERE r.job_id = $1 AND r.line = s.line)
+    SELECT registry_import_id($1::text, 2, line), household_id, citizen_id_cipher,
+           citizen_id_index, citizen_id_masked, title, first_name, last_name, sex, birth,
+           relation, disability, welfare_card, 1
+    FROM {verdict}
+    WHERE reasons IS NULL
     RETURNING 1
 )
 SELECT count(*) FROM inserted
 """
 
-_HISTORY = """
-WITH status AS (
-    INSERT INTO status_change (id, household_id, from_status, to_status, reason, changed_by)
-    SELECT registry_uuid7(), id, NULL, 'target', 'imported', $2::text FROM {household}
-)
+# Each new household's first status (kind 3) and its audit entry (kind 4).
+_STATUS = """
+INSERT INTO status_change (id, household_id, from_status, to_status, reason, changed_by)
+SELECT registry_import_id($1::text, 3, first_line), id, NULL, 'target', 'imported', $2::text
+FROM {household}
+"""
+
+_AUDIT = """
 INSERT INTO audit_entry (id, household_id, entity, entity_id, action, changes, actor)
-SELECT registry_uuid7(), id, 'household', id, 'imported',
-       jsonb_build_object('import_id', $1::uuid, 'line', first_line, 'member_count', members),
+SELECT registry_import_id($1::text, 4, first_line), id, 'household', id, 'imported',
+       ('{{"import_id": "' || $3::uuid || '", "line": ' || first_line || ', "member_count": '
+        || members || '}}')::jsonb,
        $2::text
 FROM {household}
 """
 
-# One registry.household.registered per new household, its envelope built as shared/events
-# builds it (tests/registry/test_import_events.py holds the two to the same schema).
+# One registry.household.registered (kind 5) per new household, its envelope as shared/events
+# builds it (tests/registry/test_import_events.py holds the two to the same schema). The
+# document is written as JSON text and parsed once, which costs PostgreSQL about half of
+# building it with jsonb_build_object: every value spliced in is a uuid, a number, digits
+# checked above, or JSON made by to_json. Dimensions come once per distinct set of indicators.
 _EVENTS = """
+WITH kinds AS MATERIALIZED (
+    SELECT failed_indicators, to_json(failed_indicators)::text AS codes, to_json(ARRAY(
+        SELECT d FROM unnest($6::text[]) WITH ORDINALITY AS u(d, o)
+        WHERE EXISTS (SELECT 1 FROM indicator i
+                      WHERE i.code = ANY(x.failed_indicators) AND i.dimension = u.d)
+        ORDER BY o))::text AS dimensions
+    FROM (SELECT DISTINCT failed_indicators FROM {household}) x
+),
+envelope AS (
+    SELECT ', "type": ' || to_json($3::text) || ', "source": "pinpoint/registry", "time": "'
+           || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+           || '", "subject": "' AS head
+)
 INSERT INTO outbox (id, subject, payload, headers)
-SELECT h.event_id, $1::text, jsonb_build_object(
-    'id', h.event_id, 'type', $2::text, 'source', 'pinpoint/registry',
-    'time', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-    'subject', h.id::text, 'area_code', h.area_code, 'schema_version', $3::int,
-    'data', jsonb_build_object(
-        'household_id', h.id, 'area_code', h.area_code, 'house_code', h.house_code,
-        'status', 'target', 'survey_year', h.survey_year,
-        'failed_indicators', to_jsonb(h.failed_indicators),
-        'dimensions', to_jsonb(ARRAY(
-            SELECT d FROM unnest($5::text[]) WITH ORDINALITY AS u(d, o)
-            WHERE EXISTS (SELECT 1 FROM indicator i
-                          WHERE i.code = ANY(h.failed_indicators) AND i.dimension = u.d)
-            ORDER BY o)),
-        'mentor_team_id', NULL, 'member_count', h.members)),
-    $4::jsonb
-FROM (SELECT registry_uuid7() AS event_id, * FROM {household}) h
+SELECT h.event_id, $2::text, (
+    '{{"id": "' || h.event_id || '"' || e.head || h.id || '", "area_code": "' || h.area_code
+    || '", "schema_version": ' || $4::int || ', "data": {{"household_id": "' || h.id
+    || '", "area_code": "' || h.area_code || '", "house_code": '
+    || coalesce('"' || h.house_code || '"', 'null') || ', "status": "target", "survey_year": '
+    || coalesce(h.survey_year::text, 'null') || ', "failed_indicators": ' || k.codes
+    || ', "dimensions": ' || k.dimensions || ', "mentor_team_id": null, "member_count": '
+    || h.members || '}}}}')::jsonb,
+    $5::jsonb
+FROM (SELECT registry_import_id($1::text, 5, first_line) AS event_id, * FROM {household}) h
+JOIN kinds k ON k.failed_indicators = h.failed_indicators
+CROSS JOIN envelope e
+ORDER BY h.first_line
 """
