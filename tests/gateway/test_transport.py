@@ -277,3 +277,22 @@ async def test_a_put_on_a_stale_connection_is_not_sent_again(
         with pytest.raises(httpx.RemoteProtocolError):
             await transport.handle_async_request(httpx.Request("PUT", f"{url}/v1/x", content=b"{}"))
     assert len(heads) == 2  # the second PUT reached the service once, and only once
+
+
+async def test_an_answer_its_transport_read_already_is_relayed(
+    make_gateway: GatewayFactory,
+) -> None:
+    """httpx's MockTransport hands back an answer already read: relayed all the same."""
+    big = b"x" * 100_000  # past the size the gateway reads whole
+
+    def service(request: httpx.Request) -> httpx.Response:
+        body = big if request.url.path.endswith("/big") else b'{"ok": true}'
+        return httpx.Response(200, content=body, headers={"etag": '"h-1"'})
+
+    gateway = await make_gateway({"registry": httpx.MockTransport(service)})
+    officer = gateway.as_(Role.national_admin, "TH")
+    small = await officer.get("/v1/households/small")
+    assert (small.status_code, small.content) == (200, b'{"ok": true}')
+    assert small.headers["etag"] == '"h-1"'
+    large = await officer.get("/v1/households/big")
+    assert (large.status_code, large.content) == (200, big)
