@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -791,6 +792,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         broker.stop()
         postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the servers' files
     print(json.dumps(report, indent=2, default=str))
 
 

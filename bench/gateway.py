@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -220,6 +221,7 @@ async def main(args: argparse.Namespace) -> None:
             served.stop()
         broker.stop()
         postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the servers' files
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -373,6 +374,7 @@ async def main(args: argparse.Namespace) -> None:
             logbook.stop()
         broker.stop()
         postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the servers' files
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -103,6 +104,7 @@ async def main(n: int) -> None:
     finally:
         broker.stop()
         postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the servers' files
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -56,6 +57,7 @@ def servers() -> Iterator[Servers]:
     finally:
         nats.stop()
         postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)  # a test session's servers leave nothing behind
 
 
 @pytest.fixture(scope="session")
