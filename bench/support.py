@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pinpoint.devservers import free_port, wait_for_port
+from pinpoint.devservers import free_port, stop_process, wait_for_port
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -41,13 +41,7 @@ class Served:
         return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -20,6 +20,8 @@ import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -29,14 +31,19 @@ from uuid import UUID, uuid4
 import httpx
 import nats
 import pytest
+from fastapi import FastAPI
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from pinpoint.devservers import free_port, wait_for_port
+from pinpoint.devservers import free_port, stop_process, wait_for_port
+from services.analytics.app import create_app as create_analytics
 from services.analytics.events import LOGBOOK_DURABLE as ANALYTICS_LOGBOOK
 from services.analytics.events import REGISTRY_DURABLE as ANALYTICS_REGISTRY
+from services.analytics.repository import MEASURES
 from services.analytics.settings import AnalyticsSettings
+from services.logbook.app import create_app as create_logbook
 from services.logbook.events import DURABLE as LOGBOOK_DURABLE
 from services.logbook.settings import LogbookSettings
+from services.registry.app import create_app as create_registry
 from services.registry.events import DURABLE as REGISTRY_DURABLE
 from services.registry.settings import RegistrySettings
 from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
@@ -45,7 +52,7 @@ from shared.events import Event, stream_name
 from shared.indicators import INDICATORS_BY_CODE
 from shared.settings import DEV_INTERNAL_KEY, ServiceSettings
 from tests.analytics.history import applied_events, stream_events
-from tests.conftest import db_rows, eventually
+from tests.conftest import db_rows, eventually, running
 from tests.logbook.support import VISIT
 
 AREAS = ("240101", "240102", "240201")
@@ -62,15 +69,6 @@ CONSUMERS = (
     ("LOGBOOK", ANALYTICS_LOGBOOK),
     ("REGISTRY", LOGBOOK_DURABLE),
     ("LOGBOOK", REGISTRY_DURABLE),
-)
-MEASURES = (
-    "target_households",
-    "reached_households",
-    "graduated_households",
-    "planned",
-    "in_progress",
-    "completed",
-    "cancelled",
 )
 
 
@@ -306,6 +304,30 @@ class Services:
     @property
     def namespace(self) -> str:
         return self.registry.events_namespace
+
+
+@asynccontextmanager
+async def loaded(
+    services: Services, *, answered: int = 40
+) -> AsyncIterator[tuple[Load, asyncio.Task[None], FastAPI]]:
+    """Registry, logbook and analytics in process on these settings, and the load on them:
+    the block starts once `answered` writes have been answered, with the load still going.
+    Yields the load, its task and the analytics app."""
+    registry = create_registry(services.registry)
+    logbook = create_logbook(services.logbook, registry_transport=httpx.ASGITransport(app=registry))
+    analytics = create_analytics(services.analytics)
+    async with (
+        running(registry),
+        running(logbook),
+        running(analytics),
+        asgi_client(registry) as to_registry,
+        asgi_client(logbook) as to_logbook,
+    ):
+        load = Load(to_registry, to_logbook)
+        await load.prepare()
+        writing = asyncio.create_task(load.run())
+        await until_written(load.ledger, answered, writing)
+        yield load, writing, analytics
 
 
 async def pending_outbox(settings: RegistrySettings | LogbookSettings) -> int:
@@ -589,13 +611,8 @@ class Child:
         wait_for_port(self.port, timeout=60)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
 
 def child_env(settings: ServiceSettings, **extra: str) -> dict[str, str]:

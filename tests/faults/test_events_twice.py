@@ -11,10 +11,8 @@ total with the services' own tables.)
 
 from __future__ import annotations
 
-import asyncio
 from uuid import uuid4
 
-import httpx
 import nats
 from fastapi import FastAPI
 
@@ -22,18 +20,15 @@ from services.analytics.app import create_app as create_analytics
 from services.analytics.events import LOGBOOK_DURABLE as ANALYTICS_LOGBOOK
 from services.analytics.events import REGISTRY_DURABLE as ANALYTICS_REGISTRY
 from services.analytics.settings import AnalyticsSettings
-from services.logbook.app import create_app as create_logbook
 from services.logbook.settings import LogbookSettings
-from services.registry.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
 from shared.bus import ensure_streams
 from shared.events import Event, stream_name, subject_for
 from shared.events.registry import HouseholdRegistered, HouseholdStatusChanged
 from tests.conftest import db_rows, eventually, running
 from tests.faults.support import (
-    Load,
     Services,
-    asgi_client,
+    loaded,
     prove_nothing_lost,
     until_written,
 )
@@ -106,20 +101,7 @@ async def test_every_event_delivered_again_during_the_load_counts_once(
     services = Services(
         registry_settings, logbook_settings, analytics_settings, registry_settings.nats_url
     )
-    registry = create_registry(registry_settings)
-    logbook = create_logbook(logbook_settings, registry_transport=httpx.ASGITransport(app=registry))
-    analytics = create_analytics(analytics_settings)
-    async with (
-        running(registry),
-        running(logbook),
-        running(analytics),
-        asgi_client(registry) as to_registry,
-        asgi_client(logbook) as to_logbook,
-    ):
-        load = Load(to_registry, to_logbook)
-        await load.prepare()
-        writing = asyncio.create_task(load.run())
-        await until_written(load.ledger, 40, writing)
+    async with loaded(services) as (load, writing, analytics):
         copies = await publish_copies(services.nats_url, services.namespace)
 
         await until_written(load.ledger, 80, writing)

@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-
 from pinpoint.devservers import LocalNats
-from services.analytics.app import create_app as create_analytics
 from services.analytics.settings import AnalyticsSettings
-from services.logbook.app import create_app as create_logbook
 from services.logbook.settings import LogbookSettings
-from services.registry.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
-from tests.conftest import running
 from tests.faults.support import (
-    Load,
     Services,
-    asgi_client,
     kill,
+    loaded,
     pending_outbox,
     prove_nothing_lost,
     short_ack_wait,
@@ -43,21 +36,7 @@ async def test_nats_killed_during_the_load_loses_no_write_and_counts_nothing_twi
     analytics_settings = analytics_settings.model_copy(update=own)
     services = Services(registry_settings, logbook_settings, analytics_settings, dedicated_nats.url)
     await short_ack_wait(dedicated_nats.url, services.namespace)
-    registry = create_registry(registry_settings)
-    logbook = create_logbook(logbook_settings, registry_transport=httpx.ASGITransport(app=registry))
-    analytics = create_analytics(analytics_settings)
-    async with (
-        running(registry),
-        running(logbook),
-        running(analytics),
-        asgi_client(registry) as to_registry,
-        asgi_client(logbook) as to_logbook,
-    ):
-        load = Load(to_registry, to_logbook)
-        await load.prepare()
-        writing = asyncio.create_task(load.run())
-        await until_written(load.ledger, 40, writing)
-
+    async with loaded(services) as (load, writing, _):
         kill(dedicated_nats.process)
         struck = load.ledger.answered
         await until_written(load.ledger, struck + 30, writing)  # writes go on while NATS is away

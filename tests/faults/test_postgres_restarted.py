@@ -12,21 +12,15 @@ import asyncio
 from typing import TypeVar
 from uuid import uuid4
 
-import httpx
-
-from services.analytics.app import create_app as create_analytics
 from services.analytics.settings import AnalyticsSettings
-from services.logbook.app import create_app as create_logbook
 from services.logbook.settings import LogbookSettings
-from services.registry.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
 from shared.settings import ServiceSettings
-from tests.conftest import Servers, running
+from tests.conftest import Servers
 from tests.faults.conftest import OwnPostgres
 from tests.faults.support import (
-    Load,
     Services,
-    asgi_client,
+    loaded,
     prove_nothing_lost,
     short_ack_wait,
     until_written,
@@ -57,21 +51,7 @@ async def test_postgres_restarted_during_the_load_loses_no_write_and_counts_noth
         servers.nats.url,
     )
     await short_ack_wait(services.nats_url, namespace)
-    registry = create_registry(services.registry)
-    logbook = create_logbook(services.logbook, registry_transport=httpx.ASGITransport(app=registry))
-    analytics = create_analytics(services.analytics)
-    async with (
-        running(registry),
-        running(logbook),
-        running(analytics),
-        asgi_client(registry) as to_registry,
-        asgi_client(logbook) as to_logbook,
-    ):
-        load = Load(to_registry, to_logbook)
-        await load.prepare()
-        writing = asyncio.create_task(load.run())
-        await until_written(load.ledger, 40, writing)
-
+    async with loaded(services) as (load, writing, _):
         await asyncio.to_thread(own_postgres.restart)
         struck = load.ledger.answered
         await until_written(load.ledger, struck + 20, writing)
