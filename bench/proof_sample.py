@@ -47,6 +47,9 @@ class Sampler:
     rows: list[dict[str, Any]] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # One look at a time: the once-a-second sampling and `until_caught_up` share two
+    # connections, and asyncpg refuses a second query on a connection that is still busy.
+    _looking: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def __aenter__(self) -> Sampler:
         self._registry = await asyncpg.connect(self.registry_dsn)
@@ -108,7 +111,8 @@ class Sampler:
     async def _run(self) -> None:
         while not self._stop.is_set():
             tick = time.perf_counter()
-            self.rows.append(await self.sample())
+            async with self._looking:
+                self.rows.append(await self.sample())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._stop.wait(), max(0.0, 1.0 - (time.perf_counter() - tick))
@@ -116,8 +120,10 @@ class Sampler:
 
     async def caught_up(self) -> bool:
         """No outbox row waiting, no event waiting in any of the four consumers."""
-        waiting = [await self._waiting(s, d) for s, d in ANALYTICS + OTHERS]
-        backlog = await self._registry.fetchval(BACKLOG) + await self._logbook.fetchval(BACKLOG)
+        async with self._looking:
+            waiting = [await self._waiting(s, d) for s, d in ANALYTICS + OTHERS]
+            backlog = await self._registry.fetchval(BACKLOG)
+            backlog += await self._logbook.fetchval(BACKLOG)
         return not any(waiting) and not backlog
 
     async def until_caught_up(self, within: float) -> float:
