@@ -36,15 +36,18 @@ def install_forwarding(
     tokens = InternalTokens(
         settings.internal_key.get_secret_value(), settings.internal_token_ttl_seconds
     )
-    for family in FAMILIES:
-        app.router.routes.append(
-            _route(
-                family.path,
-                tokens,
-                upstreams[family.service],
-                timeout_for(settings, upload=family.upload),
-            )
+    forwarding = [
+        _route(
+            family.path,
+            tokens,
+            upstreams[family.service],
+            timeout_for(settings, upload=family.upload),
         )
+        for family in FAMILIES
+    ]
+    # First in the table: nearly every request is one of them, and none of the gateway's own
+    # paths (probes, metrics, the document, the token endpoint) falls under a family.
+    app.router.routes[0:0] = forwarding
 
 
 def _route(path: str, tokens: InternalTokens, upstream: Upstream, timeout: httpx.Timeout) -> Route:
@@ -55,7 +58,7 @@ def _route(path: str, tokens: InternalTokens, upstream: Upstream, timeout: httpx
             # The client on the far side would resolve `/v1/x/../../internal` to a route that
             # is not public: a path is forwarded as matched, or not at all.
             raise ResourceNotFound(f"no route {request.scope['path']}")
-        headers = upstream_headers(request, tokens.identity(caller_of(request)))
+        headers = upstream_headers(request.scope, tokens.identity(caller_of(request)))
         return await forward(request, upstream, headers, timeout)
 
     route = Route(path, endpoint, methods=METHODS)
