@@ -146,6 +146,20 @@ class RegistryRepository:
     ) -> Household | None:
         return await self.session.get(Household, household_id, with_for_update=for_update)
 
+    async def get_households(
+        self, household_ids: Sequence[UUID], *, for_update: bool = False
+    ) -> list[Household]:
+        """The households of these ids that exist, locked in id order when `for_update` (two
+        callers locking overlapping sets then wait for each other instead of deadlocking)."""
+        query = (
+            select(Household)
+            .where(col(Household.id).in_(household_ids))
+            .order_by(col(Household.id))
+        )
+        if for_update:
+            query = query.with_for_update()
+        return list((await self.session.exec(query)).all())
+
     async def house_code_taken(self, house_code: str, *, other_than: UUID | None = None) -> bool:
         query = select(Household.id).where(Household.house_code == house_code)
         if other_than is not None:

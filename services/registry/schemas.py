@@ -7,7 +7,14 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.config import JsonDict
 
 from shared.indicators import Dimension, LifeStage
@@ -34,6 +41,7 @@ Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 -]{6,20}$")]
 
 # Example values for the OpenAPI document (a household in Chachoengsao, the demo province).
 _TEAM_ID = "0193a6a1-5b7e-7c3d-9f20-6f1d2c8e4a11"
+_HOUSEHOLD_ID = "0193a6b2-7d1e-7f20-8c3a-4b5d6e7f8091"
 _PERSON_EXAMPLE: JsonDict = {
     "citizen_id": "1-1017-00230-07-4",
     "title": "นางสาว",
@@ -177,6 +185,43 @@ class MentorTeamAssignment(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [{"team_id": _TEAM_ID}]})
 
     team_id: UUID | None = Field(description="The mentor team; null to unassign")
+
+
+MAX_BULK_ASSIGNMENT = 1000
+
+
+class MentorTeamBulkAssignment(Strict):
+    """Many households to one mentor team (or to none), all or none of them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"team_id": _TEAM_ID, "household_ids": [_HOUSEHOLD_ID]}]}
+    )
+
+    team_id: UUID | None = Field(description="The mentor team; null to unassign")
+    household_ids: list[UUID] = Field(
+        min_length=1,
+        max_length=MAX_BULK_ASSIGNMENT,
+        description=f"The households, each once (at most {MAX_BULK_ASSIGNMENT})",
+    )
+
+    @field_validator("household_ids")
+    @classmethod
+    def _each_once(cls, household_ids: list[UUID]) -> list[UUID]:
+        if len(set(household_ids)) != len(household_ids):
+            raise ValueError("a household is named more than once")
+        return household_ids
+
+
+class MentorTeamBulkResult(Strict):
+    """What a bulk assignment did."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"team_id": _TEAM_ID, "households": 1, "changed": 1}]}
+    )
+
+    team_id: UUID | None = Field(description="The mentor team assigned (null: unassigned)")
+    households: int = Field(description="Households named, all now under this team")
+    changed: int = Field(description="Of them, those that were under another team or none")
 
 
 # Persons

@@ -17,6 +17,8 @@ from services.registry.schemas import (
     HouseholdStatus,
     HouseholdUpdate,
     MentorTeamAssignment,
+    MentorTeamBulkAssignment,
+    MentorTeamBulkResult,
     PersonCreate,
     PersonPublic,
     StatusChangePublic,
@@ -195,6 +197,26 @@ async def assign_mentor_team(
     )
     set_etag(response, version)
     return household
+
+
+@router.post(
+    "/mentor-team",
+    operation_id="assignMentorTeamToHouseholds",
+    summary="Assign Mentor Team To Households",
+    response_model=MentorTeamBulkResult,
+    responses=responses(ResourceNotFound, NotPermitted),
+)
+async def assign_mentor_team_to_many(
+    ctx: ContextDep, body: MentorTeamBulkAssignment
+) -> MentorTeamBulkResult:
+    """Assign up to 1,000 households to one mentor team of their sub-district (null unassigns),
+    all or none: one that does not exist or is outside the caller's area is a 404, and a team
+    of another sub-district a 422, and then no household changes team. Each household changed
+    is audited and announced as when assigned alone."""
+    changed = await households.assign_mentor_team_to_many(ctx, body.household_ids, body.team_id)
+    return MentorTeamBulkResult(
+        team_id=body.team_id, households=len(body.household_ids), changed=changed
+    )
 
 
 @router.post(

@@ -507,44 +507,82 @@ async def assign_mentor_team(
     ctx.caller.require(OFFICER_ROLES, "assign mentor teams")
     household = await _visible_household(ctx, household_id, for_update=True)
     check_version(household.version)
-    if team_id is not None:
-        team = await ctx.repo.get_organization(team_id)
-        if team is None or team.kind != "mentor_team" or not ctx.caller.sees(team.area_code):
-            raise Unprocessable(
-                f"no mentor team {team_id}",
-                errors=[FieldError(field="team_id", message="unknown team")],
-            )
-        if not _serves(team, household.area_code):
-            raise Unprocessable(
-                "the team works in another sub-district",
-                errors=[FieldError(field="team_id", message="team outside the household's area")],
-            )
-    previous = household.mentor_team_id
-    if previous != team_id:
-        household.mentor_team_id = team_id
-        household.version += 1
-        household.updated_at = datetime.now(UTC)
-        ctx.repo.add(household)
-        ctx.audit(
-            household,
-            entity="household",
-            entity_id=household.id,
-            action="assigned",
-            changes={"mentor_team_id": [_plain(previous), _plain(team_id)]},
-        )
-        ctx.publish(
-            HouseholdAssigned(
-                household_id=household.id,
-                area_code=household.area_code,
-                mentor_team_id=team_id,
-                previous_team_id=previous,
-            ),
-            subject=household.id,
-            area_code=household.area_code,
-        )
-        await ctx.repo.flush()
+    team = await _mentor_team(ctx, team_id)
+    _assign(ctx, household, team)
+    await ctx.repo.flush()
     counts = await ctx.repo.member_counts([household.id])
     return household_public(household, counts.get(household.id, 0)), household.version
+
+
+async def assign_mentor_team_to_many(
+    ctx: Context, household_ids: Sequence[UUID], team_id: UUID | None
+) -> int:
+    """Give many households to one mentor team at once, all or none; how many changed team.
+
+    Each household is checked, audited and announced as when assigned alone. One that does not
+    exist or is outside the caller's area is the same 404, and nothing is assigned.
+    """
+    ctx.caller.require(OFFICER_ROLES, "assign mentor teams")
+    _require_personal_data(ctx.caller)
+    found = {
+        household.id: household
+        for household in await ctx.repo.get_households(household_ids, for_update=True)
+        if ctx.caller.sees(household.area_code)
+    }
+    for household_id in household_ids:
+        if household_id not in found:
+            raise ResourceNotFound(f"no household {household_id}")
+    team = await _mentor_team(ctx, team_id)
+    changed = sum(_assign(ctx, found[household_id], team) for household_id in household_ids)
+    await ctx.repo.flush()
+    return changed
+
+
+async def _mentor_team(ctx: Context, team_id: UUID | None) -> Organization | None:
+    """The mentor team to assign to (None to unassign), if the caller may see it."""
+    if team_id is None:
+        return None
+    team = await ctx.repo.get_organization(team_id)
+    if team is None or team.kind != "mentor_team" or not ctx.caller.sees(team.area_code):
+        raise Unprocessable(
+            f"no mentor team {team_id}",
+            errors=[FieldError(field="team_id", message="unknown team")],
+        )
+    return team
+
+
+def _assign(ctx: Context, household: Household, team: Organization | None) -> bool:
+    """Put a household under a team (None: under none); audit and announce it if it moved."""
+    if team is not None and not _serves(team, household.area_code):
+        raise Unprocessable(
+            f"the team works in another sub-district than household {household.id}",
+            errors=[FieldError(field="team_id", message="team outside the household's area")],
+        )
+    previous, team_id = household.mentor_team_id, team.id if team is not None else None
+    if previous == team_id:
+        return False
+    household.mentor_team_id = team_id
+    household.version += 1
+    household.updated_at = datetime.now(UTC)
+    ctx.repo.add(household)
+    ctx.audit(
+        household,
+        entity="household",
+        entity_id=household.id,
+        action="assigned",
+        changes={"mentor_team_id": [_plain(previous), _plain(team_id)]},
+    )
+    ctx.publish(
+        HouseholdAssigned(
+            household_id=household.id,
+            area_code=household.area_code,
+            mentor_team_id=team_id,
+            previous_team_id=previous,
+        ),
+        subject=household.id,
+        area_code=household.area_code,
+    )
+    return True
 
 
 # Members and persons
