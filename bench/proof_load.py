@@ -194,18 +194,24 @@ async def teams_and_assignments(
     data.figures["teams"] = len(subdistricts)
     data.figures["teams_seconds"] = time.perf_counter() - started
 
-    async def assign(i: int) -> None:
-        household = data.households[i]
+    # Up to 1,000 households of one sub-district in each request, as a district officer would
+    # give a new team its households.
+    chunks: list[tuple[str, list[Household]]] = []
+    by_team: dict[str, list[Household]] = {}
+    for household in data.households:
         household.team = data.teams[household.area_code[:6]]
-        response = await gateway.put(
-            f"/v1/households/{household.id}/mentor-team",
-            json={"team_id": household.team},
-            headers=admin,
-        )
+        by_team.setdefault(household.team, []).append(household)
+    for team_id, households in by_team.items():
+        chunks += [(team_id, households[n : n + 1000]) for n in range(0, len(households), 1000)]
+
+    async def assign(i: int) -> None:
+        team_id, households = chunks[i]
+        body = {"team_id": team_id, "household_ids": [h.id for h in households]}
+        response = await gateway.post("/v1/households/mentor-team", json=body, headers=admin)
         _ok(response, 200)
 
     started = time.perf_counter()
-    await bounded(len(data.households), concurrency, 7200, assign)
+    await bounded(len(chunks), concurrency, 7200, assign)
     data.figures["assignments_seconds"] = time.perf_counter() - started
 
 
