@@ -32,6 +32,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             stream="LOGBOOK",
             durable=events.DURABLE,
             handlers=events.handlers(vault, settings.events_namespace),
+            on_begin=events.note_targets,
         )
         app.state.consumer = consumer
         importer = Importer(app.state.engine, vault, namespace=settings.events_namespace)

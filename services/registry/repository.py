@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -159,6 +159,13 @@ class RegistryRepository:
         if for_update:
             query = query.with_for_update()
         return list((await self.session.exec(query)).all())
+
+    async def with_status(self, household_ids: Iterable[UUID], status: str) -> set[UUID]:
+        """Those of these households that exist and have this status."""
+        query = select(Household.id).where(
+            col(Household.id).in_(list(household_ids)), Household.status == status
+        )
+        return set((await self.session.exec(query)).all())
 
     async def house_code_taken(self, house_code: str, *, other_than: UUID | None = None) -> bool:
         query = select(Household.id).where(Household.house_code == house_code)
