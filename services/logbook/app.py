@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.logbook.api import routers
-from services.logbook.events import DURABLE, HANDLERS
+from services.logbook.events import DURABLE, HANDLERS, load_batch, write_batch
 from services.logbook.registry_client import RegistryClient
 from services.logbook.settings import LogbookSettings
 from shared.app import build_service_app
@@ -42,6 +42,8 @@ def create_app(
             stream="REGISTRY",
             durable=DURABLE,
             handlers=HANDLERS,
+            on_begin=load_batch,
+            before_commit=write_batch,
         )
         app.state.consumer = consumer
         try:

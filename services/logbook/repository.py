@@ -62,27 +62,35 @@ class LogbookRepository:
     async def get_household(self, household_id: UUID) -> HouseholdRef | None:
         return await self.session.get(HouseholdRef, household_id)
 
-    async def insert_household(self, values: dict[str, Any]) -> None:
-        """Add a household unless known already (then what we hold is as new or newer)."""
-        await self.session.exec(insert(HouseholdRef).values(**values).on_conflict_do_nothing())
+    async def lock_households(self, household_ids: set[UUID]) -> Sequence[HouseholdRef]:
+        """These households as the read model holds them, locked until the transaction ends
+        (in id order, so two transactions locking overlapping sets never deadlock)."""
+        if not household_ids:
+            return []
+        query = (
+            select(HouseholdRef)
+            .where(col(HouseholdRef.id).in_(household_ids))
+            .order_by(col(HouseholdRef.id))
+            .with_for_update()
+        )
+        return (await self.session.exec(query)).all()
 
-    async def upsert_household(self, values: dict[str, Any]) -> None:
-        statement = insert(HouseholdRef).values(**values)
-        updates = {k: statement.excluded[k] for k in values if k != "id"}
-        await self.session.exec(
-            statement.on_conflict_do_update(
+    async def insert_households(self, rows: Sequence[dict[str, Any]], *, replace: bool) -> None:
+        """Add these households; one already there is left as it is, or replaced."""
+        if not rows:
+            return
+        statement = insert(HouseholdRef).values(list(rows))
+        if replace:
+            updates = {k: statement.excluded[k] for k in rows[0] if k != "id"}
+            statement = statement.on_conflict_do_update(
                 index_elements=["id"], set_={**updates, "refreshed_at": sa.func.now()}
             )
-        )
+        else:
+            statement = statement.on_conflict_do_nothing()
+        await self.session.exec(statement)
 
-    async def update_household(self, household_id: UUID, **values: Any) -> bool:
-        """Change a known household; False if it is not in the read model."""
-        result = await self.session.exec(
-            sa.update(HouseholdRef)
-            .where(col(HouseholdRef.id) == household_id)
-            .values(**values, refreshed_at=sa.func.now())
-        )
-        return bool(result.rowcount)
+    async def upsert_household(self, values: dict[str, Any]) -> None:
+        await self.insert_households([values], replace=True)
 
     async def upsert_organization(self, values: dict[str, Any]) -> None:
         statement = insert(OrganizationRef).values(**values)
@@ -118,10 +126,11 @@ class LogbookRepository:
     async def get_person(self, person_id: UUID) -> PersonRef | None:
         return await self.session.get(PersonRef, person_id)
 
-    async def add_household_status(self, values: dict[str, Any]) -> None:
-        await self.session.exec(
-            insert(HouseholdStatusRef).values(**values).on_conflict_do_nothing()
-        )
+    async def add_household_statuses(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.exec(
+                insert(HouseholdStatusRef).values(list(rows)).on_conflict_do_nothing()
+            )
 
     # Visits
 

@@ -9,12 +9,12 @@ import pytest
 from fastapi import FastAPI
 
 from services.logbook.app import create_app as create_logbook
-from services.logbook.events import HANDLERS, NotKnownYet
+from services.logbook.events import HANDLERS, NotKnownYet, load_batch, write_batch
 from services.logbook.settings import LogbookSettings
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import Event, EventData
-from shared.events.registry import HouseholdAssigned, HouseholdRegistered
-from tests.conftest import ClientFactory, eventually, running
+from shared.events.registry import HouseholdAssigned, HouseholdRegistered, HouseholdStatusChanged
+from tests.conftest import ClientFactory, db_rows, eventually, running
 from tests.logbook.support import VISIT, household, intervention, organization, wait_known
 
 
@@ -127,14 +127,102 @@ async def test_an_assignment_that_overtakes_its_registration_waits_for_it(
     )
     engine = create_engine(logbook_settings)
     sessions = create_sessionmaker(engine)
+
+    async def apply(event: Event) -> None:
+        """As the consumer applies a batch of one: its hooks around the handler."""
+        async with transaction(sessions) as session:
+            await load_batch(session, [event])
+            await HANDLERS[event.type](session, event)
+            await write_batch(session)
+
     try:
         with pytest.raises(NotKnownYet):
-            async with transaction(sessions) as session:
-                await HANDLERS[assigned.type](session, assigned)
-        async with transaction(sessions) as session:
-            await HANDLERS[registered.type](session, registered)
-        async with transaction(sessions) as session:  # tried again, after the registration
-            await HANDLERS[assigned.type](session, assigned)
+            await apply(assigned)
+        await apply(registered)
+        await apply(assigned)  # tried again, after the registration
     finally:
         await engine.dispose()
     await wait_known(logbook_settings, str(household_id), mentor_team_id=str(team_id))
+
+
+async def test_one_batch_applies_its_events_in_order_and_a_second_delivery_changes_nothing(
+    logbook_app: FastAPI, logbook_settings: LogbookSettings
+) -> None:
+    """A batch reads its households once and writes them once: what each event did must still
+    show, in event order, whichever household it came for."""
+    first, known, stranger = uuid4(), uuid4(), uuid4()
+    team, other_team = uuid4(), uuid4()
+
+    def event(data: EventData, household_id: UUID) -> Event:
+        return Event.of(data, source="registry", subject=household_id, area_code="240101")
+
+    def registered(household_id: UUID, status: str = "target") -> Event:
+        data = HouseholdRegistered(
+            household_id=household_id,
+            area_code="240101",
+            house_code=None,
+            status=status,
+            survey_year=None,
+            failed_indicators=[],
+            dimensions=[],
+            mentor_team_id=None,
+            member_count=0,
+        )
+        return event(data, household_id)
+
+    def assigned(household_id: UUID, team_id: UUID) -> Event:
+        data = HouseholdAssigned(
+            household_id=household_id,
+            area_code="240101",
+            mentor_team_id=team_id,
+            previous_team_id=None,
+        )
+        return event(data, household_id)
+
+    def moved(household_id: UUID, to_status: str, from_status: str) -> Event:
+        data = HouseholdStatusChanged(
+            household_id=household_id,
+            area_code="240101",
+            from_status=from_status,
+            to_status=to_status,
+            reason="first visit recorded",
+            changed_by="service:logbook",
+        )
+        return event(data, household_id)
+
+    consumer = logbook_app.state.consumer
+    sessions = logbook_app.state.sessionmaker
+    async with transaction(sessions) as session:
+        await consumer.apply(session, [registered(known)])
+    batch = [
+        registered(first),
+        assigned(first, team),
+        assigned(known, team),
+        moved(first, "in_progress", "target"),
+        assigned(first, other_team),
+        registered(known, status="graduated"),  # known already: what is held stays
+    ]
+    async with transaction(sessions) as session:
+        assert await consumer.apply(session, batch) == len(batch)
+    await wait_known(logbook_settings, str(first), mentor_team_id=str(other_team))
+    await wait_known(logbook_settings, str(first), status="in_progress")
+    await wait_known(logbook_settings, str(known), mentor_team_id=str(team), status="target")
+    timeline = await db_rows(
+        logbook_settings,
+        "SELECT household_id, to_status FROM household_status_ref ORDER BY changed_at",
+    )
+    assert [(r["household_id"], r["to_status"]) for r in timeline] == [
+        (known, "target"),
+        (first, "target"),
+        (first, "in_progress"),
+        (known, "graduated"),  # the registration's own row, as one at a time kept it
+    ]
+
+    # The same events again (another delivery): each is known, nothing changes.
+    async with transaction(sessions) as session:
+        assert await consumer.apply(session, batch) == 0
+    # One household the read model never heard of: the whole batch is refused, to be tried again.
+    with pytest.raises(NotKnownYet):
+        async with transaction(sessions) as session:
+            await consumer.apply(session, [registered(uuid4()), assigned(stranger, team)])
+    await wait_known(logbook_settings, str(first), mentor_team_id=str(other_team))
