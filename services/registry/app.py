@@ -31,8 +31,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             app.state.sessionmaker,
             stream="LOGBOOK",
             durable=events.DURABLE,
-            handlers=events.handlers(vault, settings.events_namespace),
-            on_begin=events.note_targets,
+            handlers=events.HANDLERS,
+            before_commit=events.move_on(vault, settings.events_namespace),
         )
         app.state.consumer = consumer
         importer = Importer(app.state.engine, vault, namespace=settings.events_namespace)

@@ -2,12 +2,14 @@
 
 The registry stays the owner of household status: the first visit or intervention the logbook
 records moves a `target` household on, through the same rule as an officer's request.
+
+A batch's handlers only note each household's first such entry; before the batch commits, one
+statement finds and locks those of them still `target` and all move together. At national size
+nine entries in ten belong to a household already moved on: they cost no statement at all.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
 from uuid import UUID
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,9 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.registry.domain import households
 from services.registry.domain.context import SOURCE, Context
 from services.registry.repository import RegistryRepository
-from services.registry.schemas import HouseholdStatus
 from shared.auth import Caller, Role
-from shared.consumer import Handler
+from shared.consumer import Handler, TransactionHook
 from shared.events import Event
 from shared.events.logbook import InterventionRecorded, VisitRecorded
 from shared.outbox import Outbox
@@ -25,47 +26,43 @@ from shared.pii import CitizenIdVault
 
 DURABLE = "registry-progress"
 LOGBOOK = Caller(subject="service:logbook", role=Role.system, area="TH")
-_TARGETS = "registry.targets"  # the batch's households still `target`, in the session's info
+_FIRSTS = "registry.first_entries"  # in the session's info: household -> why it moves on
 
 
-async def note_targets(session: AsyncSession, events: Sequence[Event]) -> None:
-    """`on_begin`: which of a batch's households are still `target`, in one statement.
-
-    Only the first visit or intervention moves a household on; the events of every other
-    household (at national size, nine in ten) are passed over without reading it. One still
-    `target` is read and locked by the rule itself, which decides.
-    """
-    named = set()
-    for event in events:
-        with contextlib.suppress(KeyError, TypeError, ValueError):  # the handler will tell
-            named.add(UUID(str(event.data["household_id"])))
-    session.info[_TARGETS] = await RegistryRepository(session).with_status(
-        named, HouseholdStatus.target
-    )
+def _note(session: AsyncSession, household_id: UUID, reason: str) -> None:
+    session.info.setdefault(_FIRSTS, {}).setdefault(household_id, reason)
 
 
-def handlers(vault: CitizenIdVault, namespace: str) -> dict[str, Handler]:
-    """The registry's handlers, bound to its vault and event namespace."""
+async def on_visit(session: AsyncSession, event: Event) -> None:
+    data = VisitRecorded.model_validate(event.data)
+    _note(session, data.household_id, "first visit recorded")
 
-    async def start_progress(session: AsyncSession, household_id: UUID, reason: str) -> None:
-        targets = session.info.get(_TARGETS)
-        if targets is not None and household_id not in targets:
-            return
-        ctx = Context(
-            caller=LOGBOOK,
-            repo=RegistryRepository(session),
-            outbox=Outbox(session, source=SOURCE, namespace=namespace),
-            vault=vault,
-        )
-        await households.start_progress(ctx, household_id, reason)
 
-    async def on_visit(session: AsyncSession, event: Event) -> None:
-        data = VisitRecorded.model_validate(event.data)
-        await start_progress(session, data.household_id, "first visit recorded")
+async def on_intervention(session: AsyncSession, event: Event) -> None:
+    data = InterventionRecorded.model_validate(event.data)
+    if data.status != "cancelled":
+        _note(session, data.household_id, "intervention recorded")
 
-    async def on_intervention(session: AsyncSession, event: Event) -> None:
-        data = InterventionRecorded.model_validate(event.data)
-        if data.status != "cancelled":
-            await start_progress(session, data.household_id, "intervention recorded")
 
-    return {VisitRecorded.type: on_visit, InterventionRecorded.type: on_intervention}
+HANDLERS: dict[str, Handler] = {
+    VisitRecorded.type: on_visit,
+    InterventionRecorded.type: on_intervention,
+}
+
+
+def move_on(vault: CitizenIdVault, namespace: str) -> TransactionHook:
+    """The consumer's `before_commit`: move the batch's noted households that are still
+    `target` to `in_progress`, bound to the registry's vault and event namespace."""
+
+    async def before_commit(session: AsyncSession) -> None:
+        reasons = session.info.pop(_FIRSTS, None)
+        if reasons:
+            ctx = Context(
+                caller=LOGBOOK,
+                repo=RegistryRepository(session),
+                outbox=Outbox(session, source=SOURCE, namespace=namespace),
+                vault=vault,
+            )
+            await households.start_progress(ctx, reasons)
+
+    return before_commit

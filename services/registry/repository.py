@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -147,25 +147,21 @@ class RegistryRepository:
         return await self.session.get(Household, household_id, with_for_update=for_update)
 
     async def get_households(
-        self, household_ids: Sequence[UUID], *, for_update: bool = False
+        self, household_ids: Sequence[UUID], *, for_update: bool = False, status: str | None = None
     ) -> list[Household]:
-        """The households of these ids that exist, locked in id order when `for_update` (two
-        callers locking overlapping sets then wait for each other instead of deadlocking)."""
+        """The households of these ids that exist (and have this status, if given), locked in
+        id order when `for_update` (two callers locking overlapping sets then wait for each
+        other instead of deadlocking)."""
         query = (
             select(Household)
             .where(col(Household.id).in_(household_ids))
             .order_by(col(Household.id))
         )
+        if status is not None:
+            query = query.where(Household.status == status)
         if for_update:
             query = query.with_for_update()
         return list((await self.session.exec(query)).all())
-
-    async def with_status(self, household_ids: Iterable[UUID], status: str) -> set[UUID]:
-        """Those of these households that exist and have this status."""
-        query = select(Household.id).where(
-            col(Household.id).in_(list(household_ids)), Household.status == status
-        )
-        return set((await self.session.exec(query)).all())
 
     async def house_code_taken(self, house_code: str, *, other_than: UUID | None = None) -> bool:
         query = select(Household.id).where(Household.house_code == house_code)

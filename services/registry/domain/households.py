@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -442,6 +442,14 @@ async def update_household(
 async def change_status(ctx: Context, household_id: UUID, body: StatusTransition) -> StatusChange:
     """Move a household along its life cycle; only the allowed transitions, by the right roles."""
     household = await _visible_household(ctx, household_id, for_update=True)
+    change = _transition(ctx, household, body)
+    await ctx.repo.flush()
+    return change
+
+
+def _transition(ctx: Context, household: Household, body: StatusTransition) -> StatusChange:
+    """Check and make one status change of a locked household: the household, its status
+    history, the audit trail and the event (flushed by the caller)."""
     _require_write(ctx.caller, household)
     current = HouseholdStatus(household.status)
     if body.status not in TRANSITIONS[current]:
@@ -484,7 +492,6 @@ async def change_status(ctx: Context, household_id: UUID, body: StatusTransition
         subject=household.id,
         area_code=household.area_code,
     )
-    await ctx.repo.flush()
     return change
 
 
@@ -717,11 +724,15 @@ async def summary(ctx: Context, household_id: UUID) -> Household:
     return household
 
 
-async def start_progress(ctx: Context, household_id: UUID, reason: str) -> None:
-    """Move a `target` household to `in_progress` once it is visited or helped; else nothing."""
-    household = await ctx.repo.get_household(household_id, for_update=True)
-    if household is None or household.status != HouseholdStatus.target.value:
-        return
-    await change_status(
-        ctx, household_id, StatusTransition(status=HouseholdStatus.in_progress, reason=reason)
+async def start_progress(ctx: Context, reasons: Mapping[UUID, str]) -> int:
+    """Move each of these households that is still `target` to `in_progress`, for the reason
+    given (its first visit or intervention), by the same rule as an officer's request; leave
+    any other as it is. One statement finds and locks them all; how many moved."""
+    moving = await ctx.repo.get_households(
+        list(reasons), for_update=True, status=HouseholdStatus.target
     )
+    for household in moving:
+        transition = StatusTransition(status=S.in_progress, reason=reasons[household.id])
+        _transition(ctx, household, transition)
+    await ctx.repo.flush()
+    return len(moving)
