@@ -12,11 +12,12 @@ from pathlib import Path
 from uuid import uuid4
 
 import nats
+import sqlalchemy as sa
 
 from pinpoint.devservers import LocalNats, LocalPostgres, free_port
 from services.registry.migrations import SCRIPT_LOCATION
 from shared.bus import Bus, ensure_streams
-from shared.db import create_sessionmaker, transaction
+from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import Event
 from shared.events.registry import HouseholdAssigned
 from shared.migrations import upgrade
@@ -58,27 +59,35 @@ async def bare_publish(nats_url: str, events: list[Event], namespace: str) -> fl
     return len(events) / elapsed
 
 
-async def relay(database_url: str, nats_url: str, events: list[Event], namespace: str) -> float:
+async def relay(
+    database_url: str, nats_url: str, events: list[Event], namespace: str, batch_size: int
+) -> float:
+    """Events/s of the relay as a service runs it (its `run` loop: batches, backlog gauge),
+    from its start until no row is pending."""
     settings = ServiceSettings(database_url=database_url, nats_url=nats_url)
-    from shared.db import create_engine
-
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
     async with transaction(sessionmaker) as session:
         await Outbox(session, source="bench", namespace=namespace).add_many(events)
     bus = Bus(nats_url, name="bench", namespace=namespace)
-    relay = OutboxRelay(sessionmaker, bus, batch_size=1000)
+    relay = OutboxRelay(sessionmaker, bus, batch_size=batch_size)
     await bus.jetstream()
+    stop = asyncio.Event()
     started = time.perf_counter()
-    while await relay.relay_once():
-        pass
+    running = asyncio.create_task(relay.run(stop))
+    async with engine.connect() as conn:
+        pending = sa.text("SELECT EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NULL)")
+        while (await conn.execute(pending)).scalar():  # noqa: ASYNC110 - polls the database
+            await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - started
+    stop.set()
+    await running
     await bus.close()
     await engine.dispose()
     return len(events) / elapsed
 
 
-async def main(n: int) -> None:
+async def main(n: int, batch_size: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="pinpoint-bench-"))
     postgres = LocalPostgres(root / "pg", port=free_port())
     broker = LocalNats(root / "nats" / "store", port=free_port())
@@ -89,11 +98,12 @@ async def main(n: int) -> None:
         await asyncio.to_thread(upgrade, SCRIPT_LOCATION, url)
         events = _events(n)
         baseline = await bare_publish(broker.url, events, "base.")
-        measured = await relay(url, broker.url, events, "relay.")
+        measured = await relay(url, broker.url, events, "relay.", batch_size)
         print(
             json.dumps(
                 {
                     "events": n,
+                    "batch_size": batch_size,
                     "bare_publish_async_per_s": round(baseline),
                     "outbox_relay_per_s": round(measured),
                     "relay_vs_bare": round(measured / baseline, 3),
@@ -110,4 +120,8 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20_000)
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument(
+        "--batch-size", type=int, default=ServiceSettings.model_fields["relay_batch_size"].default
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.batch_size))

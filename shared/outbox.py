@@ -133,6 +133,9 @@ class Outbox:
 
 
 PRUNE_EVERY_SECONDS = 60.0
+# The backlog gauge is a count of every pending row: cheap for a few, but a bulk import leaves
+# millions, and counting them after each batch of 500 would cost more than publishing them.
+BACKLOG_EVERY_SECONDS = 5.0
 
 
 class OutboxRelay:
@@ -155,6 +158,7 @@ class OutboxRelay:
         self.ack_timeout = ack_timeout
         self.retention = retention
         self._next_prune = 0.0
+        self._next_backlog = 0.0
         self._wake = asyncio.Event()
         bus.on_reconnect(self.wake)  # publish what waited as soon as NATS is back
 
@@ -270,6 +274,9 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), delay)
 
     async def _record_backlog(self) -> None:
+        if time.monotonic() < self._next_backlog:
+            return
+        self._next_backlog = time.monotonic() + BACKLOG_EVERY_SECONDS
         try:
             OUTBOX_BACKLOG.set(await self.backlog())
         except Exception:  # the database is away: the relay already said so
