@@ -21,12 +21,9 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -35,7 +32,7 @@ import httpx
 from fastapi import FastAPI
 
 from bench.analytics import bare_consume, publish
-from pinpoint.devservers import LocalNats, LocalPostgres, free_port
+from bench.support import local_servers
 from services.logbook.app import create_app as create_logbook
 from services.logbook.migrations import SCRIPT_LOCATION as LOGBOOK_MIGRATIONS
 from services.logbook.settings import LogbookSettings
@@ -209,14 +206,9 @@ async def measure(
 
 
 async def main(args: argparse.Namespace) -> None:
-    root = Path(tempfile.mkdtemp(prefix="pinpoint-bench-"))
-    postgres = LocalPostgres(root / "pg", port=free_port())
-    broker = LocalNats(root / "nats" / "store", port=free_port())
-    postgres.start()
-    broker.start()
-    server = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}"
     report: dict[str, Any] = {}
-    try:
+    with local_servers() as (_, postgres, broker):
+        server = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}"
         logbook = LogbookSettings(
             database_url=f"{server}/logbook",
             nats_url=broker.url,
@@ -244,10 +236,6 @@ async def main(args: argparse.Namespace) -> None:
             logbook_events(households, args.entries),
             lambda: create_registry(registry),
         )
-    finally:
-        broker.stop()
-        postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)  # the servers' files
     print(json.dumps({"households": args.households, **report}, indent=2))
 
 

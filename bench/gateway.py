@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.support import Served, delays_ms, serve
-from pinpoint.devservers import LocalNats, LocalPostgres, free_port
+from bench.support import Served, delays_ms, local_servers, serve
 from services.gateway.settings import DEV_SIGNING_KEY, GatewaySettings
 from services.gateway.tokens import load_signing_key, sign_token
 from services.registry.migrations import SCRIPT_LOCATION
@@ -131,97 +127,92 @@ async def compare(
 
 
 async def main(args: argparse.Namespace) -> None:
-    root = Path(tempfile.mkdtemp(prefix="pinpoint-bench-"))
-    postgres = LocalPostgres(root / "pg", port=free_port())
-    broker = LocalNats(root / "nats" / "store", port=free_port())
-    postgres.start()
-    broker.start()
-    running: list[Served] = []
-    try:
-        database_url = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}/registry"
-        await asyncio.to_thread(upgrade, SCRIPT_LOCATION, database_url)
-        registry = serve(
-            "registry",
-            {
-                "PINPOINT_DATABASE_URL": database_url,
-                "PINPOINT_NATS_URL": broker.url,
-                "PINPOINT_CONSUMER_ENABLED": "false",
-            },
-            root / "registry.log",
-        )
-        running.append(registry)
-        gateway = serve(
-            "gateway",
-            {
-                "PINPOINT_REGISTRY_URL": registry.url,
-                # The bench measures forwarding, not the limit: let every request through.
-                "PINPOINT_RATE_LIMIT_PER_SECOND": "1000000",
-                "PINPOINT_RATE_LIMIT_BURST": "1000000",
-            },
-            root / "gateway.log",
-        )
-        running.append(gateway)
-        settings = GatewaySettings()
-        bearer = sign_token(
-            load_signing_key(DEV_SIGNING_KEY),
-            CALLER,
-            issuer=settings.issuer,
-            audience=settings.audience,
-            ttl_seconds=3600,
-        )
-        limits = httpx.Limits(
-            max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-        )
-        direct_headers = {
-            IDENTITY_HEADER: mint_internal_token(CALLER, DEV_INTERNAL_KEY, ttl_seconds=3600)
-        }
-        async with (
-            httpx.AsyncClient(
-                base_url=registry.url, headers=direct_headers, limits=limits, timeout=30
-            ) as direct,
-            httpx.AsyncClient(
-                base_url=gateway.url,
-                headers={"Authorization": f"Bearer {bearer}"},
-                limits=limits,
-                timeout=30,
-            ) as through,
-        ):
-            await _wait_answering(direct, "/readyz")
-            # Only the registry is behind this gateway: its readiness would wait for all three.
-            await _wait_answering(through, "/healthz")
-            households = []
-            for _ in range(args.households):
-                created = await direct.post("/v1/households", json=HOUSEHOLD)
-                households.append(created.json()["id"])
-            clients = {"direct": direct, "gateway": through}
-            processes = {"registry": registry, "gateway": gateway}
-
-            async def read_one(client: httpx.AsyncClient, index: int) -> None:
-                await read(client, index, households)
-
-            for client in clients.values():  # warm both paths: pools, caches, JIT-free Python
-                await throughput(client, read_one, 200, args.concurrency)
-            results = {
-                "read GET /v1/households/{id}": await compare(clients, read_one, args, processes),
-                "write POST /v1/households": await compare(clients, write, args, processes),
-            }
-        print(
-            json.dumps(
+    with local_servers() as (root, postgres, broker):
+        running: list[Served] = []
+        try:
+            database_url = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}/registry"
+            await asyncio.to_thread(upgrade, SCRIPT_LOCATION, database_url)
+            registry = serve(
+                "registry",
                 {
-                    "requests_per_path_and_measure": args.requests,
-                    "concurrency": args.concurrency,
-                    **results,
+                    "PINPOINT_DATABASE_URL": database_url,
+                    "PINPOINT_NATS_URL": broker.url,
+                    "PINPOINT_CONSUMER_ENABLED": "false",
                 },
-                indent=2,
-                ensure_ascii=False,
+                root / "registry.log",
             )
-        )
-    finally:
-        for served in running:
-            served.stop()
-        broker.stop()
-        postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)  # the servers' files
+            running.append(registry)
+            gateway = serve(
+                "gateway",
+                {
+                    "PINPOINT_REGISTRY_URL": registry.url,
+                    # The bench measures forwarding, not the limit: let every request through.
+                    "PINPOINT_RATE_LIMIT_PER_SECOND": "1000000",
+                    "PINPOINT_RATE_LIMIT_BURST": "1000000",
+                },
+                root / "gateway.log",
+            )
+            running.append(gateway)
+            settings = GatewaySettings()
+            bearer = sign_token(
+                load_signing_key(DEV_SIGNING_KEY),
+                CALLER,
+                issuer=settings.issuer,
+                audience=settings.audience,
+                ttl_seconds=3600,
+            )
+            limits = httpx.Limits(
+                max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+            )
+            direct_headers = {
+                IDENTITY_HEADER: mint_internal_token(CALLER, DEV_INTERNAL_KEY, ttl_seconds=3600)
+            }
+            async with (
+                httpx.AsyncClient(
+                    base_url=registry.url, headers=direct_headers, limits=limits, timeout=30
+                ) as direct,
+                httpx.AsyncClient(
+                    base_url=gateway.url,
+                    headers={"Authorization": f"Bearer {bearer}"},
+                    limits=limits,
+                    timeout=30,
+                ) as through,
+            ):
+                await _wait_answering(direct, "/readyz")
+                # Only the registry is behind this gateway: its readiness would wait for all three.
+                await _wait_answering(through, "/healthz")
+                households = []
+                for _ in range(args.households):
+                    created = await direct.post("/v1/households", json=HOUSEHOLD)
+                    households.append(created.json()["id"])
+                clients = {"direct": direct, "gateway": through}
+                processes = {"registry": registry, "gateway": gateway}
+
+                async def read_one(client: httpx.AsyncClient, index: int) -> None:
+                    await read(client, index, households)
+
+                for client in clients.values():  # warm both paths: pools, caches, JIT-free Python
+                    await throughput(client, read_one, 200, args.concurrency)
+                results = {
+                    "read GET /v1/households/{id}": await compare(
+                        clients, read_one, args, processes
+                    ),
+                    "write POST /v1/households": await compare(clients, write, args, processes),
+                }
+            print(
+                json.dumps(
+                    {
+                        "requests_per_path_and_measure": args.requests,
+                        "concurrency": args.concurrency,
+                        **results,
+                    },
+                    indent=2,
+                    ensure_ascii=False,
+                )
+            )
+        finally:
+            for served in running:
+                served.stop()
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,8 +34,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
-from bench.support import Served, delays_ms, serve
-from pinpoint.devservers import LocalNats, LocalPostgres, free_port
+from bench.support import Served, delays_ms, local_servers, serve
 from services.logbook.migrations import SCRIPT_LOCATION
 from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
 from shared.bus import ensure_streams
@@ -316,65 +313,60 @@ async def seed_households(dsn: str, count: int) -> list[UUID]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    root = Path(tempfile.mkdtemp(prefix="pinpoint-bench-"))
-    postgres = LocalPostgres(root / "pg", port=free_port())
-    broker = LocalNats(root / "nats" / "store", port=free_port())
-    postgres.start()
-    broker.start()
-    logbook: Served | None = None
-    try:
-        server = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}"
-        for name in ("logbook", "bare"):
-            await asyncio.to_thread(upgrade, SCRIPT_LOCATION, f"{server}/{name}")
-        dsn = f"postgresql://postgres@127.0.0.1:{postgres.port}"
-        households = await seed_households(f"{dsn}/logbook", args.households)
-        bare_households = await seed_households(f"{dsn}/bare", args.households)
+    with local_servers() as (root, postgres, broker):
+        logbook: Served | None = None
+        try:
+            server = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}"
+            for name in ("logbook", "bare"):
+                await asyncio.to_thread(upgrade, SCRIPT_LOCATION, f"{server}/{name}")
+            dsn = f"postgresql://postgres@127.0.0.1:{postgres.port}"
+            households = await seed_households(f"{dsn}/logbook", args.households)
+            bare_households = await seed_households(f"{dsn}/bare", args.households)
 
-        bare_writes = await bare_inserts(
-            f"{dsn}/bare", bare_households, args.writes, args.concurrency, args.seconds
-        )
-        bare_delays = await bare_event_delays(broker.url, args.paced)
-        logbook = start_logbook(
-            f"{server}/logbook", broker.url, args.relay_idle, root / "logbook.log"
-        )
-        measured = await logbook_writes(
-            logbook,
-            broker.url,
-            households,
-            count=args.writes,
-            concurrency=args.concurrency,
-            seconds=args.seconds,
-            paced=args.paced,
-        )
-        bare = delays_ms(bare_delays)
-        under_load = delays_ms(measured["under_load"])
-        paced = delays_ms(measured["paced"])
-        print(
-            json.dumps(
-                {
-                    "writes": measured["writes"],
-                    "concurrency": args.concurrency,
-                    "relay_idle_seconds": args.relay_idle,
-                    "bare_asyncpg_writes_per_s": round(bare_writes),
-                    "logbook_writes_per_s": round(measured["writes_per_s"]),
-                    "writes_vs_bare": round(measured["writes_per_s"] / bare_writes, 3),
-                    "bare_publish_to_arrival": bare,
-                    "event_delay_under_load": under_load,
-                    "event_delay_paced": paced,
-                    "paced_median_vs_bare": round(paced["median_ms"] / bare["median_ms"], 1),
-                    "paced_p99_vs_bare": round(paced["p99_ms"] / bare["p99_ms"], 1),
-                    "load_median_vs_bare": round(under_load["median_ms"] / bare["median_ms"], 1),
-                    "load_p99_vs_bare": round(under_load["p99_ms"] / bare["p99_ms"], 1),
-                },
-                indent=2,
+            bare_writes = await bare_inserts(
+                f"{dsn}/bare", bare_households, args.writes, args.concurrency, args.seconds
             )
-        )
-    finally:
-        if logbook is not None:
-            logbook.stop()
-        broker.stop()
-        postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)  # the servers' files
+            bare_delays = await bare_event_delays(broker.url, args.paced)
+            logbook = start_logbook(
+                f"{server}/logbook", broker.url, args.relay_idle, root / "logbook.log"
+            )
+            measured = await logbook_writes(
+                logbook,
+                broker.url,
+                households,
+                count=args.writes,
+                concurrency=args.concurrency,
+                seconds=args.seconds,
+                paced=args.paced,
+            )
+            bare = delays_ms(bare_delays)
+            under_load = delays_ms(measured["under_load"])
+            paced = delays_ms(measured["paced"])
+            print(
+                json.dumps(
+                    {
+                        "writes": measured["writes"],
+                        "concurrency": args.concurrency,
+                        "relay_idle_seconds": args.relay_idle,
+                        "bare_asyncpg_writes_per_s": round(bare_writes),
+                        "logbook_writes_per_s": round(measured["writes_per_s"]),
+                        "writes_vs_bare": round(measured["writes_per_s"] / bare_writes, 3),
+                        "bare_publish_to_arrival": bare,
+                        "event_delay_under_load": under_load,
+                        "event_delay_paced": paced,
+                        "paced_median_vs_bare": round(paced["median_ms"] / bare["median_ms"], 1),
+                        "paced_p99_vs_bare": round(paced["p99_ms"] / bare["p99_ms"], 1),
+                        "load_median_vs_bare": round(
+                            under_load["median_ms"] / bare["median_ms"], 1
+                        ),
+                        "load_p99_vs_bare": round(under_load["p99_ms"] / bare["p99_ms"], 1),
+                    },
+                    indent=2,
+                )
+            )
+        finally:
+            if logbook is not None:
+                logbook.stop()
 
 
 if __name__ == "__main__":

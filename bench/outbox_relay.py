@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from uuid import uuid4
 
 import nats
 import sqlalchemy as sa
 
-from pinpoint.devservers import LocalNats, LocalPostgres, free_port
+from bench.support import local_servers
 from services.registry.migrations import SCRIPT_LOCATION
 from shared.bus import Bus, ensure_streams
 from shared.db import create_engine, create_sessionmaker, transaction
@@ -88,33 +85,24 @@ async def relay(
 
 
 async def main(n: int, batch_size: int) -> None:
-    root = Path(tempfile.mkdtemp(prefix="pinpoint-bench-"))
-    postgres = LocalPostgres(root / "pg", port=free_port())
-    broker = LocalNats(root / "nats" / "store", port=free_port())
-    postgres.start()
-    broker.start()
-    try:
+    with local_servers() as (_, postgres, broker):
         url = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}/bench"
         await asyncio.to_thread(upgrade, SCRIPT_LOCATION, url)
         events = _events(n)
         baseline = await bare_publish(broker.url, events, "base.")
         measured = await relay(url, broker.url, events, "relay.", batch_size)
-        print(
-            json.dumps(
-                {
-                    "events": n,
-                    "batch_size": batch_size,
-                    "bare_publish_async_per_s": round(baseline),
-                    "outbox_relay_per_s": round(measured),
-                    "relay_vs_bare": round(measured / baseline, 3),
-                },
-                indent=2,
-            )
+    print(
+        json.dumps(
+            {
+                "events": n,
+                "batch_size": batch_size,
+                "bare_publish_async_per_s": round(baseline),
+                "outbox_relay_per_s": round(measured),
+                "relay_vs_bare": round(measured / baseline, 3),
+            },
+            indent=2,
         )
-    finally:
-        broker.stop()
-        postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)  # the servers' files
+    )
 
 
 if __name__ == "__main__":

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pinpoint.devservers import free_port, stop_process, wait_for_port
+from pinpoint.devservers import LocalNats, LocalPostgres, free_port, stop_process, wait_for_port
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -69,3 +73,22 @@ def serve(service: str, env: dict[str, str], log: Path) -> Served:
         )
     wait_for_port(port, timeout=60)
     return Served(f"http://127.0.0.1:{port}", process)
+
+
+@contextmanager
+def local_servers(
+    prefix: str = "pinpoint-bench-",
+) -> Iterator[tuple[Path, LocalPostgres, LocalNats]]:
+    """A PostgreSQL and a NATS of the benchmark's own in a temporary folder (also given, for
+    logs and files), stopped and removed when it ends."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    postgres = LocalPostgres(root / "pg", port=free_port())
+    broker = LocalNats(root / "nats" / "store", port=free_port())
+    try:
+        postgres.start()
+        broker.start()
+        yield root, postgres, broker
+    finally:
+        broker.stop()
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the servers' files
