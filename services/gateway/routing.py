@@ -30,6 +30,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("/v1/areas{rest:path}", "registry"),
     Family("/v1/indicators{rest:path}", "registry"),
     Family("/v1/organizations{rest:path}", "registry"),
+    Family("/v1/imports/logbook{rest:path}", "logbook", upload=True),
     Family(IMPORT_PATH, "registry", upload=True),
     Family("/v1/imports{rest:path}", "registry"),
     Family("/v1/menus{rest:path}", "logbook"),
