@@ -248,6 +248,7 @@ SELECT line, kind, hid AS household_id, area_code, tid AS team_id, at_ts AS at,
          CASE WHEN kind NOT IN ('visit', 'intervention') THEN NULL
               WHEN kind <> 'intervention' THEN
                 CASE WHEN completed_at <> '' THEN 'only for an intervention' END
+              WHEN state <> ALL($3::text[]) THEN NULL  -- the status's own reason says it
               WHEN completed_at = '' THEN
                 CASE WHEN state = 'completed' THEN 'required for a completed intervention' END
               WHEN state <> 'completed' THEN 'only a completed intervention has one'
