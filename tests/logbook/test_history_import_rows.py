@@ -43,7 +43,12 @@ async def test_each_bad_row_is_rejected_with_its_column_and_reason(
             "at",
             "a time as ISO 8601 with its offset, e.g. 2024-03-05T10:30:00+07:00",
         ),
-        (visit(h, "l", at="2999-01-01T00:00:00Z"), "at", "in the future"),
+        (visit(h, "l", at="2099-01-01T00:00:00Z"), "at", "in the future"),
+        (
+            visit(h, "l2", at="2567-03-05T10:30:00+07:00"),
+            "at",
+            "the year looks Buddhist-era: give the year AD (BE - 543)",
+        ),
         (visit(h, "m", menu_code="INC-02"), "menu_code", "only for an intervention"),
         (visit(h, "n", capitals="3425"), "capitals", "five digits 1-5: " + _CAPITALS),
         (visit(h, "o", capitals="34263"), "capitals", "five digits 1-5: " + _CAPITALS),

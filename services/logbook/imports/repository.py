@@ -220,7 +220,11 @@ SELECT line, kind, hid AS household_id, area_code, tid AS team_id, at_ts AS at,
          CASE WHEN at = '' THEN 'required'
               WHEN at_ts IS NULL
                 THEN 'a time as ISO 8601 with its offset, e.g. 2024-03-05T10:30:00+07:00'
-              WHEN at_ts > now() + interval '5 minutes' THEN 'in the future' END,
+              WHEN at_ts > now() + interval '5 minutes' THEN
+                CASE WHEN substr(at, 1, 4)::int > 2400
+                  THEN 'the year looks Buddhist-era: give the year AD (BE - 543)'
+                  ELSE 'in the future' END
+              END,
          CASE WHEN kind NOT IN ('visit', 'intervention') THEN NULL
               WHEN kind <> 'intervention' THEN
                 CASE WHEN dimension <> '' THEN 'only for an intervention' END
@@ -254,7 +258,10 @@ SELECT line, kind, hid AS household_id, area_code, tid AS team_id, at_ts AS at,
               WHEN state <> 'completed' THEN 'only a completed intervention has one'
               WHEN done_ts IS NULL
                 THEN 'a time as ISO 8601 with its offset, e.g. 2024-03-05T10:30:00+07:00'
-              WHEN done_ts > now() + interval '5 minutes' THEN 'in the future'
+              WHEN done_ts > now() + interval '5 minutes' THEN
+                CASE WHEN substr(completed_at, 1, 4)::int > 2400
+                  THEN 'the year looks Buddhist-era: give the year AD (BE - 543)'
+                  ELSE 'in the future' END
               WHEN done_ts < at_ts THEN 'before the intervention was recorded (at)' END,
          CASE WHEN kind NOT IN ('visit', 'intervention') THEN NULL
               WHEN kind <> 'intervention' THEN
