@@ -18,17 +18,18 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.logbook.domain.context import SOURCE
+from services.logbook.domain.households import WRITABLE_STATUSES
 from services.logbook.imports.csvformat import COLUMNS, STAGE_COLUMNS
 from services.logbook.models import HistoryImportJob, HistoryImportRejection
+from services.logbook.schemas import InterventionStatus
 from shared.events import uuid7
 from shared.events.logbook import InterventionRecorded, VisitRecorded
 from shared.indicators import Dimension
 
 # One move-in at a time: the checks against stored entry keys hold until commit.
 MOVE_LOCK = 0x10_6B00C
-SOURCE = "pinpoint/logbook"
-WRITABLE_STATUSES = ("target", "in_progress", "graduated", "refused")
-STATUSES = ("planned", "in_progress", "completed", "cancelled")
+STATUSES = [s.value for s in InterventionStatus]
 
 
 class ImportJobs:
@@ -138,8 +139,8 @@ class Staging:
             _VERDICT,
             scope_prefix,
             [d.value for d in Dimension],
-            list(STATUSES),
-            list(WRITABLE_STATUSES),
+            STATUSES,
+            sorted(WRITABLE_STATUSES),
         )
         rejected = await step("reject", _REJECT, self.job_id, list(COLUMNS))
         await step("analyze", "ANALYZE {verdict} (reasons, kind)")
