@@ -78,6 +78,7 @@ async def test_a_valid_file_lands_with_its_counts_and_the_api_s_events(
     times = [e.time for _, e in events]
     assert times == sorted(times)
     assert times[0] == _moment("2023-12-01T09:00:00Z")
+    assert [e.id for _, e in events] == sorted(e.id for _, e in events)  # ids in that order too
     for stored, event in events:
         assert stored["subject"] == logbook_settings.events_namespace + event.type
         assert event.source == "pinpoint/logbook" and event.schema_version == 1

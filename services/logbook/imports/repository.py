@@ -364,8 +364,8 @@ FROM {verdict} v
 WHERE v.reasons IS NULL
 """
 
-# One event per entry (kind 4 for visits, 5 for interventions), in the order the entries
-# happened; the envelope and data as shared/events builds them for the API's writes
+# One event per entry (kind 4, counted in the order the entries happened), in that order; the
+# envelope and data as shared/events builds them for the API's writes
 # (tests/logbook/test_history_import.py holds the two to the same schema). A visit is its
 # household's first when the household had none before and none of the file is earlier. The
 # document is written as JSON text and parsed once (as the registry's import does: about half
@@ -390,8 +390,9 @@ WITH entries AS (
              AND row_number() OVER (PARTITION BY v.household_id, v.kind
                                     ORDER BY v.at, v.line) = 1
            END AS first_visit,
-           logbook_import_id($1::text, CASE v.kind WHEN 'visit' THEN 4 ELSE 5 END, v.line)
-             AS event_id,
+           -- Counted in the order they are written, so the outbox's index on id grows at its
+           -- right-hand edge instead of taking ids in the file's order all over it.
+           logbook_import_id($1::text, 4, row_number() OVER (ORDER BY v.at, v.line)) AS event_id,
            logbook_import_id($1::text, CASE v.kind WHEN 'visit' THEN 1 ELSE 2 END, v.line)
              AS entry_id
     FROM {{verdict}} v
