@@ -345,3 +345,160 @@ bench_commands.register(app)
 from pinpoint import token_commands  # noqa: E402
 
 token_commands.register(app)
+
+# `pinpoint generate logbook` and `pinpoint import logbook` (logbook history as CSV).
+import csv  # noqa: E402
+import getpass  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from rich.progress import (  # noqa: E402
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from pinpoint.demo import settings_from  # noqa: E402
+from services.logbook.imports.generate import generate_logbook, read_households  # noqa: E402
+from services.logbook.imports.jobs import Importer as HistoryImporter  # noqa: E402
+from services.logbook.schemas import LogbookImportPublic  # noqa: E402
+from services.logbook.settings import LogbookSettings  # noqa: E402
+from shared.db import create_engine  # noqa: E402
+
+
+@import_commands.generate_app.command("logbook")
+def generate_logbook_command(
+    households: Annotated[
+        Path,
+        typer.Option(
+            exists=True, dir_okay=False, help="A CSV of household_id,area_code,team_id to write for"
+        ),
+    ],
+    entries: Annotated[int, typer.Option(min=1, help="How many logbook entries")] = 10_000,
+    seed: Annotated[int, typer.Option(help="The same seed gives the same file")] = 2567,
+    years: Annotated[int, typer.Option(min=1, max=20, help="Over how many years")] = 3,
+    until: Annotated[
+        str | None,
+        typer.Option(help="The newest time an entry may have (ISO 8601); today 00:00 +07:00"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="The file (standard output if none)")] = None,
+) -> None:
+    """Write a logbook history CSV in the import format: visits every one to three months,
+    interventions from the real catalogue, in time order per household."""
+    try:
+        end = (
+            datetime.fromisoformat(until)
+            if until
+            else datetime.now(timezone(timedelta(hours=7))).replace(
+                hour=0, minute=0, second=0, microsecond=0
+            )
+        )
+        with households.open(encoding="utf-8-sig", newline="") as f:
+            count = sum(1 for line in f if line.strip()) - 1
+        with households.open(encoding="utf-8-sig", newline="") as f:
+            chunks = generate_logbook(
+                read_households(f), count, entries, seed=seed, years=years, until=end
+            )
+            if out is None:
+                for chunk in chunks:
+                    sys.stdout.write(chunk)
+                sys.stdout.flush()
+                return
+            with out.open("w", encoding="utf-8", newline="") as target:
+                for chunk in chunks:
+                    target.write(chunk)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    import_commands.console.print(f"wrote {entries} entries for {count} households to {out}")
+
+
+@import_commands.import_app.command("logbook")
+def import_logbook_command(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The CSV file")],
+    data_dir: Annotated[
+        Path, typer.Option(envvar="PINPOINT_DATA_DIR", help="Where `pinpoint up` keeps its data")
+    ] = import_commands.DEFAULT_DATA_DIR,
+    database_url: Annotated[
+        str | None, typer.Option(envvar="DATABASE_URL", help="A running PostgreSQL server")
+    ] = None,
+    area: Annotated[
+        str, typer.Option(help="Import only inside this area (TH or a province)")
+    ] = "TH",
+    rejects: Annotated[
+        Path | None, typer.Option(help="Write every rejected row here (line, column, reason)")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as GET /v1/imports/logbook/{id} does")
+    ] = False,
+) -> None:
+    """Import a logbook history CSV straight into the logbook's database, as the API would
+    (the running logbook's outbox relay publishes its events)."""
+    env = import_commands.local_env(data_dir.expanduser(), database_url, "logbook")
+    settings = settings_from(LogbookSettings, env)
+    caller = Caller(subject=f"cli:{getpass.getuser()}", role=Role.national_admin, area=area)
+    summary = asyncio.run(_import_logbook(settings, file, file.stat().st_size, caller, rejects))
+    if as_json:
+        print(summary.model_dump_json(indent=2))
+    else:
+        table = Table(show_header=False)
+        for key, value in summary.model_dump(exclude={"rejected", "next_cursor"}).items():
+            if value is not None and key not in ("kind", "created_at", "created_by"):
+                table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        import_commands.console.print(table)
+        if summary.rejected:
+            rejected = Table("line", "column", "reason", title="rejected rows (first 20)")
+            for r in summary.rejected:
+                rejected.add_row(str(r.line), r.column, r.reason)
+            import_commands.console.print(rejected)
+    if summary.state != "done":
+        raise typer.Exit(1)
+
+
+async def _import_logbook(
+    settings: LogbookSettings, path: Path, size: int, caller: Caller, rejects: Path | None
+) -> LogbookImportPublic:
+    engine = create_engine(settings)
+    importer = HistoryImporter(
+        engine,
+        namespace=settings.events_namespace,
+        follow_up_days=settings.follow_up_days_without_problems,
+    )
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TransferSpeedColumn(),
+            import_commands._RowsPerSecond(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=import_commands.console,
+        ) as progress:
+            task = progress.add_task("staging", total=size, rows=0)
+
+            def moved(bytes_read: int, rows: int) -> None:
+                progress.update(task, completed=bytes_read, rows=rows)
+
+            job_id = await importer.create(caller, path.name)
+            try:
+                await importer.stage(job_id, import_commands._read(path), progress=moved)
+                progress.update(task, description="checking and moving in")
+                await importer.complete(job_id, caller, {})
+            except Exception:
+                return await importer.summary(job_id, caller, limit=20)
+            progress.update(task, description="done")
+        if rejects is not None:
+            with rejects.open("w", encoding="utf-8", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["line", "column", "reason"])
+                cursor: str | None = None
+                while True:
+                    page = await importer.summary(job_id, caller, cursor=cursor, limit=5000)
+                    writer.writerows([r.line, r.column, r.reason] for r in page.rejected)
+                    if page.next_cursor is None:
+                        break
+                    cursor = page.next_cursor
+        return await importer.summary(job_id, caller, limit=20)
+    finally:
+        await engine.dispose()

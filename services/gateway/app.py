@@ -18,7 +18,7 @@ from services.gateway.api.forward import install_forwarding
 from services.gateway.api.oauth import Clients
 from services.gateway.middleware import Gate, SecurityHeaders
 from services.gateway.ratelimit import RateLimiter
-from services.gateway.routing import IMPORT_PATH
+from services.gateway.routing import UPLOAD_PATHS
 from services.gateway.settings import GatewaySettings
 from services.gateway.tokens import TokenVerifier, load_signing_key
 from services.gateway.upstream import Upstream
@@ -98,7 +98,7 @@ def create_app(
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        path_limits={IMPORT_PATH: settings.max_import_bytes},
+        path_limits=dict.fromkeys(UPLOAD_PATHS, settings.max_import_bytes),
     )
     app.add_middleware(
         Gate,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-IMPORT_PATH = "/v1/imports/households"
+HOUSEHOLDS_IMPORT_PATH = "/v1/imports/households"
+LOGBOOK_IMPORT_PATH = "/v1/imports/logbook"
 
 
 @dataclass(frozen=True)
 class Family:
-    """Public paths that go to one service; `upload` ones stream large bodies slowly."""
+    """Public paths that go to one service; `upload` ones stream large bodies slowly (an
+    upload family is one exact path: the body limit of uploads is looked up by it)."""
 
     path: str  # a Starlette path template
     service: str
@@ -30,10 +32,13 @@ FAMILIES: tuple[Family, ...] = (
     Family("/v1/areas{rest:path}", "registry"),
     Family("/v1/indicators{rest:path}", "registry"),
     Family("/v1/organizations{rest:path}", "registry"),
-    Family(IMPORT_PATH, "registry", upload=True),
+    Family(LOGBOOK_IMPORT_PATH, "logbook", upload=True),
+    Family(LOGBOOK_IMPORT_PATH + "/{rest:path}", "logbook"),
+    Family(HOUSEHOLDS_IMPORT_PATH, "registry", upload=True),
     Family("/v1/imports{rest:path}", "registry"),
     Family("/v1/menus{rest:path}", "logbook"),
     Family("/v1/interventions{rest:path}", "logbook"),
     Family("/v1/teams{rest:path}", "logbook"),
     Family("/v1/progress{rest:path}", "analytics"),
 )
+UPLOAD_PATHS = frozenset(family.path for family in FAMILIES if family.upload)

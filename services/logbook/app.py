@@ -9,7 +9,9 @@ import httpx
 from fastapi import FastAPI
 
 from services.logbook.api import routers
+from services.logbook.api.imports import LOGBOOK_IMPORT_PATH
 from services.logbook.events import DURABLE, HANDLERS, load_batch, write_batch
+from services.logbook.imports.jobs import Importer
 from services.logbook.registry_client import RegistryClient
 from services.logbook.settings import LogbookSettings
 from shared.app import build_service_app
@@ -46,10 +48,17 @@ def create_app(
             before_commit=write_batch,
         )
         app.state.consumer = consumer
+        importer = Importer(
+            app.state.engine,
+            namespace=settings.events_namespace,
+            follow_up_days=settings.follow_up_days_without_problems,
+        )
+        app.state.history_importer = importer
         try:
             async with consuming(app, [consumer] if settings.consumer_enabled else []):
                 yield
         finally:
+            await importer.close()
             await registry.aclose()
 
     return build_service_app(
@@ -58,4 +67,5 @@ def create_app(
         description="Visits, plans and every intervention given to a household.",
         routers=routers,
         extra_lifespan=lifespan,
+        streamed_bodies={LOGBOOK_IMPORT_PATH: settings.max_import_bytes},
     )

@@ -131,3 +131,40 @@ class InterventionStatusChange(SQLModel, table=True):
     note: str | None = None
     changed_by: str
     changed_at: datetime = Field(default_factory=_now, sa_column=_time_column())
+
+
+class HistoryImportJob(SQLModel, table=True):
+    """One bulk import of logbook history: its state, counts and the error that stopped it."""
+
+    __tablename__ = "history_import_job"
+
+    id: UUID = Field(default_factory=uuid7, primary_key=True)
+    kind: str = "logbook"
+    state: str = "queued"
+    created_by: str
+    role: str
+    scope: str
+    filename: str | None = None
+    idempotency_key: str | None = None
+    body_sha256: bytes | None = None
+    bytes_read: int = 0
+    rows_read: int = 0
+    rows_imported: int = 0
+    rows_rejected: int = 0
+    visits_imported: int = 0
+    interventions_imported: int = 0
+    error: str | None = None
+    created_at: datetime = Field(default=None, sa_column=_time_column())
+    updated_at: datetime = Field(default=None, sa_column=_time_column())
+    finished_at: datetime | None = Field(default=None, sa_column=Column(sa.DateTime(timezone=True)))
+
+
+class HistoryImportRejection(SQLModel, table=True):
+    """A row of an import that changed nothing: its line, the column and why."""
+
+    __tablename__ = "history_import_rejection"
+
+    job_id: UUID = Field(primary_key=True)
+    line: int = Field(sa_column=Column(sa.BigInteger, primary_key=True))
+    column: str = Field(primary_key=True)
+    reason: str

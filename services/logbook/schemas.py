@@ -298,3 +298,40 @@ class TimelineEntry(BaseModel):
     id: UUID
     summary: str
     detail: dict[str, object]
+
+
+# History imports
+
+
+class ImportState(StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class RejectedRow(BaseModel):
+    line: int = Field(description="The line of the file (the header is line 1)")
+    column: str
+    reason: str
+
+
+class LogbookImportPublic(BaseModel):
+    """A history import: its state, its counts and a page of its rejected rows."""
+
+    id: UUID
+    kind: str
+    state: ImportState
+    filename: str | None
+    bytes_read: int
+    rows_read: int
+    rows_imported: int
+    rows_rejected: int
+    visits_imported: int
+    interventions_imported: int
+    error: str | None = Field(description="Why the whole import failed (nothing was imported)")
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    rejected: list[RejectedRow] = Field(description="A page of the rejected rows, by line")
+    next_cursor: str | None = Field(description="Where the next page of rejected rows starts")

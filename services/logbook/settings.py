@@ -13,3 +13,6 @@ class LogbookSettings(ServiceSettings):
     # When the next visit is due if the mentor picks no date: sooner while problems are open.
     follow_up_days_with_problems: int = 30
     follow_up_days_without_problems: int = 90
+    # A history import body is streamed, never held: the limit is the largest file we accept
+    # (ten million entries are about 2 GB).
+    max_import_bytes: int = 16 * 1024**3

@@ -127,10 +127,13 @@ async def test_a_large_csv_streams_through_to_the_import(registry_gateway: Gatew
 
 
 async def test_bodies_over_the_limit_are_refused(
-    make_gateway: GatewayFactory, registry_app: FastAPI
+    make_gateway: GatewayFactory, registry_app: FastAPI, logbook_app: FastAPI
 ) -> None:
     gateway = await make_gateway(
-        {"registry": httpx.ASGITransport(app=registry_app)},
+        {
+            "registry": httpx.ASGITransport(app=registry_app),
+            "logbook": httpx.ASGITransport(app=logbook_app),
+        },
         max_body_bytes=2_000,
         max_import_bytes=20_000,
     )
@@ -148,9 +151,12 @@ async def test_bodies_over_the_limit_are_refused(
     assert_problem(undeclared, 413, "payload-too-large")
     upload = await officer.post("/v1/imports/households", content=chunks(30_000), headers=CSV)
     assert_problem(upload, 413, "payload-too-large")
-    # The upload's own, larger limit: a 5 kB file is no problem there.
-    small = await officer.post("/v1/imports/households", content=chunks(5_000), headers=CSV)
-    assert small.status_code != 413, small.text
+    # The uploads' own, larger limit: a 5 kB file is no problem there.
+    for path in ("/v1/imports/households", "/v1/imports/logbook"):
+        small = await officer.post(path, content=chunks(5_000), headers=CSV)
+        assert small.status_code != 413, (path, small.text)
+    history = await officer.post("/v1/imports/logbook", content=chunks(30_000), headers=CSV)
+    assert_problem(history, 413, "payload-too-large")
 
 
 async def test_a_client_over_its_rate_gets_429_with_retry_after(

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from services.logbook.api import households, interventions, menus, teams
+from services.logbook.api import households, imports, interventions, menus, teams
 from shared import operations
 
 routers: list[APIRouter] = [
@@ -11,4 +11,5 @@ routers: list[APIRouter] = [
     households.router,
     interventions.router,
     teams.router,
+    imports.router,
 ]

@@ -1,0 +1,1 @@
+"""Bulk import of logbook history from CSV."""
