@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ import httpx
 
 from services.gateway.settings import DEV_SIGNING_KEY, GatewaySettings
 from services.gateway.tokens import load_signing_key, sign_token
+from services.logbook.imports.generate import generate_logbook, read_households
 from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
 from shared.indicators import INDICATORS_BY_CODE
 from shared.settings import DEV_INTERNAL_KEY
@@ -120,10 +121,15 @@ class DataSet:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
-async def import_households(
-    gateway: httpx.AsyncClient, tokens: Tokens, csv_file: Path, within: float
-) -> dict[str, Any]:
-    """Upload the generated target list through the gateway and follow the import to its end."""
+async def upload(
+    gateway: httpx.AsyncClient,
+    tokens: Tokens,
+    path: str,
+    csv_file: Path,
+    within: float,
+) -> tuple[dict[str, Any], float]:
+    """Upload a file to an import route through the gateway, as the officers' tools do (a
+    stream, never one body), and follow its job to its end; the job and the seconds taken."""
 
     async def chunks() -> Any:
         with csv_file.open("rb") as f:
@@ -131,32 +137,69 @@ async def import_households(
                 yield chunk
 
     started = time.perf_counter()
-    created = _ok(
-        await gateway.post(
-            "/v1/imports/households",
-            content=chunks(),
-            headers={**tokens.bearer(ADMIN), "Content-Type": "text/csv"},
-            timeout=None,
-        ),
-        202,
+    created = await gateway.post(
+        path,
+        content=chunks(),
+        headers={**tokens.bearer(ADMIN), "Content-Type": "text/csv"},
+        timeout=None,
     )
+    _ok(created, 202)
+    location = created.headers["location"]
     deadline = started + within
     while True:
-        summary = _ok(
-            await gateway.get(f"/v1/imports/{created['id']}", headers=tokens.bearer(ADMIN)), 200
-        )
-        if summary["state"] in ("done", "failed"):
+        job = _ok(await gateway.get(location, headers=tokens.bearer(ADMIN)), 200)
+        if job["state"] in ("done", "failed"):
             break
         if time.perf_counter() > deadline:
-            raise TimeoutError(f"the import did not finish within {within}s: {summary}")
+            raise TimeoutError(f"the import did not finish within {within}s: {job}")
         await asyncio.sleep(0.25)
-    if summary["state"] != "done":
-        raise RuntimeError(f"the import failed: {summary}")
+    if job["state"] != "done":
+        raise RuntimeError(f"the import failed: {job}")
+    return job, time.perf_counter() - started
+
+
+async def import_households(
+    gateway: httpx.AsyncClient, tokens: Tokens, csv_file: Path, within: float
+) -> dict[str, Any]:
+    """Upload the generated target list through the gateway and follow the import to its end."""
+    summary, seconds = await upload(gateway, tokens, "/v1/imports/households", csv_file, within)
     return {
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "rows_read": summary["rows_read"],
         "households_imported": summary["households_imported"],
         "rejected": len(summary.get("rejected") or []),
+    }
+
+
+def write_history_file(data: DataSet, path: Path, entries: int, seed: int) -> None:
+    """The logbook history of the data set's households, as the history generator writes it:
+    `entries` visits and interventions over three years, in the import format."""
+    rows = ["household_id,area_code,team_id\n"]
+    rows += [f"{h.id},{h.area_code},{h.team}\n" for h in data.households]
+    with path.open("w", encoding="utf-8", newline="") as out:
+        for chunk in generate_logbook(
+            read_households(rows),
+            len(data.households),
+            entries,
+            seed=seed,
+            until=datetime.now(UTC),
+        ):
+            out.write(chunk)
+
+
+async def import_history(
+    gateway: httpx.AsyncClient, tokens: Tokens, csv_file: Path, within: float
+) -> dict[str, Any]:
+    """Upload a logbook history through the gateway (the logbook's history import) and follow
+    the import to its end."""
+    job, seconds = await upload(gateway, tokens, "/v1/imports/logbook", csv_file, within)
+    if job["rows_rejected"]:
+        raise RuntimeError(f"the history import rejected rows: {job['rejected'][:5]}")
+    return {
+        "entries": job["rows_imported"],
+        "seconds": seconds,
+        "per_s": job["rows_imported"] / seconds,
+        "kinds": {"visit": job["visits_imported"], "intervention": job["interventions_imported"]},
     }
 
 
@@ -302,34 +345,6 @@ class Writer:
     @cached_property
     def by_id(self) -> dict[str, Household]:
         return {h.id: h for h in self.data.households}
-
-
-async def write_history(
-    writer: Writer, entries: int, concurrency: int, seconds: float, seed: int
-) -> dict[str, Any]:
-    """A logbook history through the logbook API: visits 35%, interventions 45%, and
-    interventions moved on 20% (completed 70%, in progress 20%, cancelled 10%)."""
-    rng = random.Random(seed)
-    households = writer.data.households
-    kinds: Counter[str] = Counter()
-
-    async def one(_: int) -> None:
-        roll = rng.random()
-        household = rng.choice(households)
-        if roll < 0.35:
-            response: httpx.Response | None = await writer.visit(rng, household)
-            kind = "visit"
-        elif roll < 0.80 or not writer.data.planned:
-            response, kind = await writer.intervention(rng, household), "intervention"
-        else:
-            status = rng.choices(("completed", "in_progress", "cancelled"), (7, 2, 1))[0]
-            response, kind = await writer.move_on(rng, status), f"status {status}"
-        if response is not None:
-            _ok(response, 200, 201)
-            kinds[kind] += 1
-
-    done, elapsed = await bounded(entries, concurrency, seconds, one)
-    return {"entries": done, "seconds": elapsed, "per_s": done / elapsed, "kinds": dict(kinds)}
 
 
 # The load mix

@@ -29,6 +29,9 @@ def test_proof_at_tiny_size_writes_report_and_plot_with_equal_totals(tmp_path: P
     assert results["totals"]["equal"], results["totals"]["mismatches"]
     assert results["totals"]["areas_compared"] > 1
     assert results["load"]["requests"] > 0
+    # The history came in through the logbook's history import, every entry of it.
+    assert results["data"]["history"]["entries"] == 600
+    assert sum(results["data"]["history"]["kinds"].values()) == 600
     assert results["load"]["errors"] == 0, results["load"]["error_examples"]
     assert set(results["baseline"]) == {
         "GET /v1/households?area_code=",
