@@ -4,8 +4,8 @@
 - consumer lag: events in each durable consumer not yet delivered or not yet acked (JetStream
   consumer info): analytics' two, and the registry's and logbook's own;
 - analytics lag in seconds: the age of the oldest write analytics has not applied yet, whether
-  its event still waits in an outbox (the row's time) or in analytics' consumers (the event's
-  own time, read from the stream at the consumer's ack floor); 0 when nothing waits;
+  its event still waits in an outbox (the row's time) or in analytics' consumers (when the
+  stream stored it, read at the consumer's ack floor); 0 when nothing waits;
 - latency of the requests answered in that second (median, p95, p99) and how many.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,13 +73,15 @@ class Sampler:
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
     async def _oldest_unapplied(self, stream: str, durable: str) -> float:
-        """Seconds since the oldest event the consumer has not acked happened (0 if none)."""
+        """Seconds since the oldest event the consumer has not acked reached the stream (0 if
+        none). The stream's time, not the event's own: an imported history's events happened
+        years ago, but were written just now."""
         info = await self._js.consumer_info(stream_name(stream, ""), durable)
         if not (info.num_pending or info.num_ack_pending):
             return 0.0
         message = await self._js.get_msg(stream_name(stream, ""), info.ack_floor.stream_seq + 1)
-        happened = datetime.fromisoformat(json.loads(message.data or b"{}")["time"])
-        return max(0.0, (datetime.now(UTC) - happened).total_seconds())
+        stored = message.time or datetime.now(UTC)
+        return max(0.0, (datetime.now(UTC) - stored).total_seconds())
 
     async def lag(self) -> float:
         ages = [await self._oldest_unapplied(s, d) for s, d in ANALYTICS]
