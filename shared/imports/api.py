@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Request
+from fastapi import Query, Request
 from starlette.requests import ClientDisconnect
 
 from shared.errors import BadRequest, FieldError, Unprocessable, UnsupportedMediaType
 from shared.imports.csvparser import CsvFormatError
 from shared.imports.jobs import ImportRunner
+
+# PostgreSQL text cannot hold U+0000: a field error, not a 500 when the job is stored.
+FilenameQuery = Annotated[
+    str | None, Query(pattern=r"^[^\x00]*$", description="The file's name, kept on the job")
+]
 
 
 def csv_body(description: str, example: str) -> dict[str, Any]:

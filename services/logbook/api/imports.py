@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from starlette.requests import ClientDisconnect
 
 from services.logbook.imports.jobs import Importer
@@ -22,7 +22,7 @@ from shared.errors import (
     responses,
 )
 from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
-from shared.imports.api import check_media_type, csv_body, stage_upload
+from shared.imports.api import FilenameQuery, check_media_type, csv_body, stage_upload
 from shared.outbox import trace_headers
 from shared.pagination import CursorQuery, LimitQuery
 
@@ -63,9 +63,7 @@ async def import_logbook(
     request: Request,
     caller: CallerDep,
     response: Response,
-    filename: Annotated[
-        str | None, Query(pattern=r"^[^\x00]*$", description="The file's name, kept on the job")
-    ] = None,
+    filename: FilenameQuery = None,
     idempotency_key: Annotated[
         str | None,
         Header(

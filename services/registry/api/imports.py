@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from services.registry.imports.jobs import Importer
 from services.registry.schemas import ImportPublic
@@ -18,7 +17,7 @@ from shared.errors import (
     UnsupportedMediaType,
     responses,
 )
-from shared.imports.api import check_media_type, csv_body, stage_upload
+from shared.imports.api import FilenameQuery, check_media_type, csv_body, stage_upload
 from shared.outbox import trace_headers
 from shared.pagination import CursorQuery, LimitQuery
 
@@ -54,10 +53,7 @@ async def import_households(
     request: Request,
     caller: CallerDep,
     response: Response,
-    # PostgreSQL text cannot hold U+0000: a field error, not a 500 when the job is stored.
-    filename: Annotated[
-        str | None, Query(pattern=r"^[^\x00]*$", description="The file's name, kept on the job")
-    ] = None,
+    filename: FilenameQuery = None,
 ) -> ImportPublic:
     """Import target households from a CSV file (officers). The file streams into staging;
     the checks and the move-in go on in the background: follow them at the `Location`."""
