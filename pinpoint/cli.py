@@ -347,18 +347,8 @@ from pinpoint import token_commands  # noqa: E402
 token_commands.register(app)
 
 # `pinpoint generate logbook` and `pinpoint import logbook` (logbook history as CSV).
-import csv  # noqa: E402
 import getpass  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
-
-from rich.progress import (  # noqa: E402
-    BarColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from pinpoint.demo import settings_from  # noqa: E402
 from services.logbook.imports.generate import generate_logbook, read_households  # noqa: E402
@@ -401,14 +391,9 @@ def generate_logbook_command(
             chunks = generate_logbook(
                 read_households(f), count, entries, seed=seed, years=years, until=end
             )
+            import_commands.write_out(chunks, out)
             if out is None:
-                for chunk in chunks:
-                    sys.stdout.write(chunk)
-                sys.stdout.flush()
                 return
-            with out.open("w", encoding="utf-8", newline="") as target:
-                for chunk in chunks:
-                    target.write(chunk)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     import_commands.console.print(f"wrote {entries} entries for {count} households to {out}")
@@ -417,18 +402,12 @@ def generate_logbook_command(
 @import_commands.import_app.command("logbook")
 def import_logbook_command(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The CSV file")],
-    data_dir: Annotated[
-        Path, typer.Option(envvar="PINPOINT_DATA_DIR", help="Where `pinpoint up` keeps its data")
-    ] = import_commands.DEFAULT_DATA_DIR,
-    database_url: Annotated[
-        str | None, typer.Option(envvar="DATABASE_URL", help="A running PostgreSQL server")
-    ] = None,
+    data_dir: import_commands.DataDirOption = import_commands.DEFAULT_DATA_DIR,
+    database_url: import_commands.DatabaseUrlOption = None,
     area: Annotated[
         str, typer.Option(help="Import only inside this area (TH or a province)")
     ] = "TH",
-    rejects: Annotated[
-        Path | None, typer.Option(help="Write every rejected row here (line, column, reason)")
-    ] = None,
+    rejects: import_commands.RejectsOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as GET /v1/imports/logbook/{id} does")
     ] = False,
@@ -447,11 +426,7 @@ def import_logbook_command(
             if value is not None and key not in ("kind", "created_at", "created_by"):
                 table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
         import_commands.console.print(table)
-        if summary.rejected:
-            rejected = Table("line", "column", "reason", title="rejected rows (first 20)")
-            for r in summary.rejected:
-                rejected.add_row(str(r.line), r.column, r.reason)
-            import_commands.console.print(rejected)
+        import_commands.print_rejected(summary)
     if summary.state != "done":
         raise typer.Exit(1)
 
@@ -466,39 +441,6 @@ async def _import_logbook(
         follow_up_days=settings.follow_up_days_without_problems,
     )
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TransferSpeedColumn(),
-            import_commands._RowsPerSecond(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=import_commands.console,
-        ) as progress:
-            task = progress.add_task("staging", total=size, rows=0)
-
-            def moved(bytes_read: int, rows: int) -> None:
-                progress.update(task, completed=bytes_read, rows=rows)
-
-            job_id = await importer.create(caller, path.name)
-            try:
-                await importer.stage(job_id, import_commands._read(path), progress=moved)
-                progress.update(task, description="checking and moving in")
-                await importer.complete(job_id, caller, {})
-            except Exception:
-                return await importer.summary(job_id, caller, limit=20)
-            progress.update(task, description="done")
-        if rejects is not None:
-            with rejects.open("w", encoding="utf-8", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(["line", "column", "reason"])
-                cursor: str | None = None
-                while True:
-                    page = await importer.summary(job_id, caller, cursor=cursor, limit=5000)
-                    writer.writerows([r.line, r.column, r.reason] for r in page.rejected)
-                    if page.next_cursor is None:
-                        break
-                    cursor = page.next_cursor
-        return await importer.summary(job_id, caller, limit=20)
+        return await import_commands.run_import(importer, caller, path, size, rejects)
     finally:
         await engine.dispose()

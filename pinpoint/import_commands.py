@@ -7,9 +7,9 @@ import csv
 import getpass
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Protocol, TypeVar
 from uuid import UUID
 
 import typer
@@ -35,6 +35,8 @@ from services.registry.schemas import ImportPublic
 from services.registry.settings import RegistrySettings
 from shared.auth import Caller, Role
 from shared.db import create_engine
+from shared.imports.jobs import Progress as JobProgress
+from shared.imports.schemas import RejectedRow
 from shared.pii import CitizenIdVault
 
 console = Console(stderr=True)
@@ -43,6 +45,17 @@ import_app = typer.Typer(help="Import data files into the services.", no_args_is
 
 CHUNK = 1024 * 1024
 DEFAULT_DATA_DIR = Path.home() / ".pinpoint"
+
+# The options every `pinpoint import …` command takes.
+DataDirOption = Annotated[
+    Path, typer.Option(envvar="PINPOINT_DATA_DIR", help="Where `pinpoint up` keeps its data")
+]
+DatabaseUrlOption = Annotated[
+    str | None, typer.Option(envvar="DATABASE_URL", help="A running PostgreSQL server")
+]
+RejectsOption = Annotated[
+    Path | None, typer.Option(help="Write every rejected row here (line, column, reason)")
+]
 
 
 @generate_app.command("households")
@@ -54,18 +67,24 @@ def generate_households_command(
 ) -> None:
     """Write a target-list CSV in the import format: real sub-districts, Thai names."""
     try:
-        chunks = generate_households(households, seed=seed, area=area)
+        write_out(generate_households(households, seed=seed, area=area), out)
         if out is None:
-            for chunk in chunks:
-                sys.stdout.write(chunk)
-            sys.stdout.flush()
             return
-        with out.open("w", encoding="utf-8", newline="") as f:
-            for chunk in chunks:
-                f.write(chunk)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     console.print(f"wrote {households} households to {out}")
+
+
+def write_out(chunks: Iterable[str], out: Path | None) -> None:
+    """A generated file to `out`, or to standard output."""
+    if out is None:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+        return
+    with out.open("w", encoding="utf-8", newline="") as f:
+        for chunk in chunks:
+            f.write(chunk)
 
 
 class _RowsPerSecond(ProgressColumn):
@@ -91,39 +110,70 @@ async def _import(
     )
     importer = Importer(engine, vault, namespace=settings.events_namespace)
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TransferSpeedColumn(),
-            _RowsPerSecond(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task("staging", total=size, rows=0)
-
-            def moved(bytes_read: int, rows: int) -> None:
-                progress.update(task, completed=bytes_read, rows=rows)
-
-            job_id = await importer.create(caller, path.name)
-            try:
-                await importer.stage(job_id, _read(path), progress=moved)
-            except Exception:
-                return await importer.summary(job_id, caller, limit=20)
-            progress.update(task, description="checking and moving in")
-            try:
-                await importer.complete(job_id, caller, {})
-            except Exception:
-                return await importer.summary(job_id, caller, limit=20)
-            progress.update(task, description="done")
-        if rejects is not None:
-            await _write_rejects(importer, job_id, caller, rejects)
-        return await importer.summary(job_id, caller, limit=20)
+        return await run_import(importer, caller, path, size, rejects)
     finally:
         await engine.dispose()
 
 
-async def _write_rejects(importer: Importer, job_id: UUID, caller: Caller, path: Path) -> None:
+class _Summary(Protocol):
+    @property
+    def rejected(self) -> Sequence[RejectedRow]: ...
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+S = TypeVar("S", bound=_Summary, covariant=True)
+
+
+class _Importer(Protocol[S]):
+    async def create(self, caller: Caller, filename: str | None = None) -> UUID: ...
+    async def stage(
+        self, job_id: UUID, source: AsyncIterable[bytes], *, progress: JobProgress | None = None
+    ) -> None: ...
+    async def complete(self, job_id: UUID, caller: Caller, headers: dict[str, str]) -> Any: ...
+    async def summary(
+        self, job_id: UUID, caller: Caller, *, cursor: str | None = None, limit: int = 100
+    ) -> S: ...
+
+
+async def run_import(
+    importer: _Importer[S], caller: Caller, path: Path, size: int, rejects: Path | None
+) -> S:
+    """A whole import with a progress bar; every rejected row to `rejects` if given; the
+    summary with the first 20 rejected rows."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TransferSpeedColumn(),
+        _RowsPerSecond(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("staging", total=size, rows=0)
+
+        def moved(bytes_read: int, rows: int) -> None:
+            progress.update(task, completed=bytes_read, rows=rows)
+
+        job_id = await importer.create(caller, path.name)
+        try:
+            await importer.stage(job_id, _read(path), progress=moved)
+        except Exception:
+            return await importer.summary(job_id, caller, limit=20)
+        progress.update(task, description="checking and moving in")
+        try:
+            await importer.complete(job_id, caller, {})
+        except Exception:
+            return await importer.summary(job_id, caller, limit=20)
+        progress.update(task, description="done")
+    if rejects is not None:
+        await _write_rejects(importer, job_id, caller, rejects)
+    return await importer.summary(job_id, caller, limit=20)
+
+
+async def _write_rejects(
+    importer: _Importer[_Summary], job_id: UUID, caller: Caller, path: Path
+) -> None:
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["line", "column", "reason"])
@@ -134,6 +184,15 @@ async def _write_rejects(importer: Importer, job_id: UUID, caller: Caller, path:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+
+def print_rejected(summary: _Summary) -> None:
+    """The summary's page of rejected rows, as a table."""
+    if summary.rejected:
+        rejected = Table("line", "column", "reason", title="rejected rows (first 20)")
+        for r in summary.rejected:
+            rejected.add_row(str(r.line), r.column, r.reason)
+        console.print(rejected)
 
 
 def local_env(
@@ -169,16 +228,10 @@ def local_env(
 @import_app.command("households")
 def import_households_command(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The CSV file")],
-    data_dir: Annotated[
-        Path, typer.Option(envvar="PINPOINT_DATA_DIR", help="Where `pinpoint up` keeps its data")
-    ] = DEFAULT_DATA_DIR,
-    database_url: Annotated[
-        str | None, typer.Option(envvar="DATABASE_URL", help="A running PostgreSQL server")
-    ] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    database_url: DatabaseUrlOption = None,
     area: Annotated[str, typer.Option(help="Import only inside this area")] = "TH",
-    rejects: Annotated[
-        Path | None, typer.Option(help="Write every rejected row here (line, column, reason)")
-    ] = None,
+    rejects: RejectsOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as GET /v1/imports/{id} does")
     ] = False,
@@ -211,11 +264,7 @@ def _print(summary: ImportPublic) -> None:
         if value is not None:
             table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     console.print(table)
-    if summary.rejected:
-        rejected = Table("line", "column", "reason", title="rejected rows (first 20)")
-        for r in summary.rejected:
-            rejected.add_row(str(r.line), r.column, r.reason)
-        console.print(rejected)
+    print_rejected(summary)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.imports.schemas import ImportState, RejectedRow
 from shared.indicators import Dimension
 from shared.text import NoNul
 
@@ -301,19 +302,6 @@ class TimelineEntry(BaseModel):
 
 
 # History imports
-
-
-class ImportState(StrEnum):
-    queued = "queued"
-    running = "running"
-    done = "done"
-    failed = "failed"
-
-
-class RejectedRow(BaseModel):
-    line: int = Field(description="The line of the file (the header is line 1)")
-    column: str
-    reason: str
 
 
 class LogbookImportPublic(BaseModel):

@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from shared.imports.schemas import ImportState, RejectedRow
 from shared.indicators import Dimension, LifeStage
 from shared.pagination import Page
 from shared.text import NoNul
@@ -416,19 +417,6 @@ HouseholdsPublic = Page[HouseholdPublic]
 
 
 # Imports
-
-
-class ImportState(StrEnum):
-    queued = "queued"
-    running = "running"
-    done = "done"
-    failed = "failed"
-
-
-class RejectedRow(BaseModel):
-    line: int = Field(description="The line of the file (the header is line 1)")
-    column: str
-    reason: str
 
 
 class ImportPublic(BaseModel):

@@ -6,25 +6,23 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from starlette.requests import ClientDisconnect
 
-from services.logbook.imports.csvformat import CsvFormatError
 from services.logbook.imports.jobs import Importer
 from services.logbook.schemas import LogbookImportPublic
 from shared.auth import CallerDep
 from shared.errors import (
     BadRequest,
     Conflict,
-    FieldError,
     NotPermitted,
     PayloadTooLarge,
     ResourceNotFound,
-    Unprocessable,
     UnsupportedMediaType,
     responses,
 )
 from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
+from shared.imports.api import FilenameQuery, check_media_type, csv_body, stage_upload
 from shared.outbox import trace_headers
 from shared.pagination import CursorQuery, LimitQuery
 
@@ -32,24 +30,18 @@ router = APIRouter(prefix="/v1/imports/logbook", tags=["imports"])
 
 LOGBOOK_IMPORT_PATH = "/v1/imports/logbook"
 _CSV_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "Visits and interventions as CSV, UTF-8 with or without a BOM, one entry "
+    "requestBody": csv_body(
+        "Visits and interventions as CSV, UTF-8 with or without a BOM, one entry "
         "a row (the format: services/logbook/imports/csvformat.py). Streamed: any size up to "
         "the service's import limit.",
-        "content": {
-            "text/csv": {
-                "schema": {"type": "string", "format": "binary"},
-                "example": "kind,household_id,team_id,at,dimension,menu_code,amount_thb,status,"
-                "completed_at,description,capitals,note,entry_key\n"
-                "visit,0193a6b2-7d1e-7f20-8c3a-4b5d6e7f8091,0193a6a1-5b7e-7c3d-9f20-6f1d2c8e4a11,"
-                "2024-03-05T10:30:00+07:00,,,,,,,34253,เยี่ยมบ้านครั้งแรก,old-v-1\n"
-                "intervention,0193a6b2-7d1e-7f20-8c3a-4b5d6e7f8091,,2024-03-20T09:00:00+07:00,"
-                "income,INC-02,1500,completed,2024-04-10T16:00:00+07:00,อบรมทำขนมไทย 5 วัน,,,"
-                "old-i-1\n",
-            }
-        },
-    },
+        "kind,household_id,team_id,at,dimension,menu_code,amount_thb,status,"
+        "completed_at,description,capitals,note,entry_key\n"
+        "visit,0193a6b2-7d1e-7f20-8c3a-4b5d6e7f8091,0193a6a1-5b7e-7c3d-9f20-6f1d2c8e4a11,"
+        "2024-03-05T10:30:00+07:00,,,,,,,34253,เยี่ยมบ้านครั้งแรก,old-v-1\n"
+        "intervention,0193a6b2-7d1e-7f20-8c3a-4b5d6e7f8091,,2024-03-20T09:00:00+07:00,"
+        "income,INC-02,1500,completed,2024-04-10T16:00:00+07:00,อบรมทำขนมไทย 5 วัน,,,"
+        "old-i-1\n",
+    ),
     # Streamed bodies pass the idempotency middleware untouched; this route keeps the key.
     "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
 }
@@ -58,15 +50,6 @@ _CSV_BODY = {
 def _importer(request: Request) -> Importer:
     importer: Importer = request.app.state.history_importer
     return importer
-
-
-def _check_media_type(request: Request) -> None:
-    media_type, _, params = request.headers.get("content-type", "").partition(";")
-    if media_type.strip().lower() not in ("text/csv", "application/csv"):
-        raise UnsupportedMediaType("send the file as text/csv")
-    charset = params.strip().lower().removeprefix("charset=").strip('"')
-    if params.strip() and charset not in ("utf-8", "utf8"):
-        raise UnsupportedMediaType("send the file as UTF-8 (charset=utf-8)")
 
 
 @router.post(
@@ -80,9 +63,7 @@ async def import_logbook(
     request: Request,
     caller: CallerDep,
     response: Response,
-    filename: Annotated[
-        str | None, Query(pattern=r"^[^\x00]*$", description="The file's name, kept on the job")
-    ] = None,
+    filename: FilenameQuery = None,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -97,7 +78,7 @@ async def import_logbook(
     above). The file streams into staging; the checks and the move-in go on in the background:
     follow them at the `Location`. A replay under the same `Idempotency-Key` with the same file
     answers the first import."""
-    _check_media_type(request)
+    check_media_type(request)
     importer = _importer(request)
     if idempotency_key is not None:
         try:
@@ -110,16 +91,7 @@ async def import_logbook(
             return await importer.summary(first, caller, limit=0)
     job_id = await importer.create(caller, filename, idempotency_key)
     location = f"{LOGBOOK_IMPORT_PATH}/{job_id}"
-    try:
-        await importer.stage(job_id, request.stream())
-    except CsvFormatError as exc:
-        raise Unprocessable(
-            f"import {job_id} failed, nothing was imported: {exc}",
-            errors=[FieldError(field=exc.column or f"line {exc.line}", message=exc.message)],
-            headers={"Location": location},
-        ) from exc
-    except ClientDisconnect as exc:
-        raise BadRequest("the upload was interrupted; nothing was imported") from exc
+    await stage_upload(importer, job_id, request, location)
     importer.complete_in_background(job_id, caller, trace_headers(request))
     response.headers["Location"] = location
     return await importer.summary(job_id, caller, limit=0)

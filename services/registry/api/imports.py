@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response, status
-from starlette.requests import ClientDisconnect
+from fastapi import APIRouter, Request, Response, status
 
-from services.registry.imports.csvformat import CsvFormatError
 from services.registry.imports.jobs import Importer
 from services.registry.schemas import ImportPublic
 from shared.auth import CallerDep
 from shared.errors import (
     BadRequest,
-    FieldError,
     NotPermitted,
     PayloadTooLarge,
     ResourceNotFound,
-    Unprocessable,
     UnsupportedMediaType,
     responses,
 )
+from shared.imports.api import FilenameQuery, check_media_type, csv_body, stage_upload
 from shared.outbox import trace_headers
 from shared.pagination import CursorQuery, LimitQuery
 
@@ -29,36 +25,21 @@ router = APIRouter(prefix="/v1/imports", tags=["imports"])
 
 HOUSEHOLDS_PATH = "/v1/imports/households"
 _CSV_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "The target list as CSV, UTF-8 with or without a BOM "
+    "requestBody": csv_body(
+        "The target list as CSV, UTF-8 with or without a BOM "
         "(docs/import-format.md). Streamed: any size up to the service's import limit.",
-        "content": {
-            "text/csv": {
-                "schema": {"type": "string", "format": "binary"},
-                "example": "house_code,household_key,area_code,address,survey_year,"
-                "failed_indicators,lat,lon,citizen_id,title,first_name,last_name,sex,birth_date,"
-                "relation,disability,welfare_card\n"
-                "24010000001,,240104,352 หมู่ 1,2565,2560-17,,,4728095894300,นางสาว,ศิริพร,แสงทอง,"
-                "female,1971-05-14,head,false,true\n",
-            }
-        },
-    }
+        "house_code,household_key,area_code,address,survey_year,"
+        "failed_indicators,lat,lon,citizen_id,title,first_name,last_name,sex,birth_date,"
+        "relation,disability,welfare_card\n"
+        "24010000001,,240104,352 หมู่ 1,2565,2560-17,,,4728095894300,นางสาว,ศิริพร,แสงทอง,"
+        "female,1971-05-14,head,false,true\n",
+    )
 }
 
 
 def _importer(request: Request) -> Importer:
     importer: Importer = request.app.state.importer
     return importer
-
-
-def _check_media_type(request: Request) -> None:
-    media_type, _, params = request.headers.get("content-type", "").partition(";")
-    if media_type.strip().lower() not in ("text/csv", "application/csv"):
-        raise UnsupportedMediaType("send the file as text/csv")
-    charset = params.strip().lower().removeprefix("charset=").strip('"')
-    if params.strip() and charset not in ("utf-8", "utf8"):
-        raise UnsupportedMediaType("send the file as UTF-8 (charset=utf-8)")
 
 
 @router.post(
@@ -72,27 +53,15 @@ async def import_households(
     request: Request,
     caller: CallerDep,
     response: Response,
-    # PostgreSQL text cannot hold U+0000: a field error, not a 500 when the job is stored.
-    filename: Annotated[
-        str | None, Query(pattern=r"^[^\x00]*$", description="The file's name, kept on the job")
-    ] = None,
+    filename: FilenameQuery = None,
 ) -> ImportPublic:
     """Import target households from a CSV file (officers). The file streams into staging;
     the checks and the move-in go on in the background: follow them at the `Location`."""
-    _check_media_type(request)
+    check_media_type(request)
     importer = _importer(request)
     job_id = await importer.create(caller, filename)
     location = f"/v1/imports/{job_id}"
-    try:
-        await importer.stage(job_id, request.stream())
-    except CsvFormatError as exc:
-        raise Unprocessable(
-            f"import {job_id} failed, nothing was imported: {exc}",
-            errors=[FieldError(field=exc.column or f"line {exc.line}", message=exc.message)],
-            headers={"Location": location},
-        ) from exc
-    except ClientDisconnect as exc:
-        raise BadRequest("the upload was interrupted; nothing was imported") from exc
+    await stage_upload(importer, job_id, request, location)
     importer.complete_in_background(job_id, caller, trace_headers(request))
     response.headers["Location"] = location
     return await importer.summary(job_id, caller, limit=0)

@@ -1,0 +1,1 @@
+"""What the services' bulk CSV imports share."""

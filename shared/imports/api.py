@@ -1,0 +1,56 @@
+"""What the services' import routes share: the CSV request body, its checks, the upload."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Query, Request
+from starlette.requests import ClientDisconnect
+
+from shared.errors import BadRequest, FieldError, Unprocessable, UnsupportedMediaType
+from shared.imports.csvparser import CsvFormatError
+from shared.imports.jobs import ImportRunner
+
+# PostgreSQL text cannot hold U+0000: a field error, not a 500 when the job is stored.
+FilenameQuery = Annotated[
+    str | None, Query(pattern=r"^[^\x00]*$", description="The file's name, kept on the job")
+]
+
+
+def csv_body(description: str, example: str) -> dict[str, Any]:
+    """The OpenAPI request body of a CSV upload (the route reads the stream itself)."""
+    return {
+        "required": True,
+        "description": description,
+        "content": {
+            "text/csv": {"schema": {"type": "string", "format": "binary"}, "example": example}
+        },
+    }
+
+
+def check_media_type(request: Request) -> None:
+    """UnsupportedMediaType unless the body is CSV in UTF-8."""
+    media_type, _, params = request.headers.get("content-type", "").partition(";")
+    if media_type.strip().lower() not in ("text/csv", "application/csv"):
+        raise UnsupportedMediaType("send the file as text/csv")
+    charset = params.strip().lower().removeprefix("charset=").strip('"')
+    if params.strip() and charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("send the file as UTF-8 (charset=utf-8)")
+
+
+async def stage_upload(
+    importer: ImportRunner[Any], job_id: UUID, request: Request, location: str
+) -> None:
+    """Stream the request's body into the job's staging; an unreadable file or a broken
+    upload is the client's error (the job, failed, stays at `location`)."""
+    try:
+        await importer.stage(job_id, request.stream())
+    except CsvFormatError as exc:
+        raise Unprocessable(
+            f"import {job_id} failed, nothing was imported: {exc}",
+            errors=[FieldError(field=exc.column or f"line {exc.line}", message=exc.message)],
+            headers={"Location": location},
+        ) from exc
+    except ClientDisconnect as exc:
+        raise BadRequest("the upload was interrupted; nothing was imported") from exc
