@@ -29,6 +29,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 handlers=events.REGISTRY_HANDLERS,
                 on_begin=events.begin_live_batch,
                 before_commit=events.write_batch,
+                batch_size=events.BATCH_SIZE,
             ),
             Consumer(
                 app.state.bus,
@@ -38,6 +39,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 handlers=events.LOGBOOK_HANDLERS,
                 on_begin=events.begin_live_batch,
                 before_commit=events.write_batch,
+                batch_size=events.BATCH_SIZE,
             ),
         ]
         async with consuming(app, consumers if settings.consumer_enabled else []):

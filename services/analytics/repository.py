@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.analytics.domain.contributions import HouseholdFact, InterventionFact
@@ -107,21 +107,38 @@ def _unnest(kind: Any, values: list[Any], name: str | None = None) -> Any:
     return column.label(name) if name else column
 
 
+def _json_rows(rows: list[dict[str, Any]]) -> Any:
+    """Many rows as one JSON parameter: `json.dumps` writes it in one C call, where arrays of
+    ten columns would have the driver encode each value on its own (most of them zeros)."""
+    return sa.cast(sa.literal(json.dumps(rows, default=str, separators=(",", ":")), sa.Text), JSON)
+
+
 def _upsert_deltas(
     table: sa.Table,
-    keys: dict[str, tuple[Any, list[Any]]],
+    keys: dict[str, Any],
     rows: list[dict[str, Any]],
-    extra: dict[str, tuple[Any, list[Any]]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Any:
-    """INSERT … SELECT unnest(…) of many rows of deltas: one statement for a whole batch."""
-    columns = {
-        **keys,
-        **{m: (sa.BigInteger, [r.get(m, 0) for r in rows]) for m in MEASURES},
-        "amount_thb": (sa.Numeric, [r.get("amount_thb", Decimal(0)) for r in rows]),
-        **(extra or {}),
-    }
-    source = sa.select(*(_unnest(kind, values, name) for name, (kind, values) in columns.items()))
-    return insert(table).from_select(list(columns), source)
+    """INSERT … SELECT … FROM json_to_recordset(…) of many rows of deltas (keys, the
+    measures that moved, THB, `extra`): one statement for a whole batch; a measure a row does
+    not name adds 0."""
+    sums = dict.fromkeys(MEASURES, sa.BigInteger) | {"amount_thb": sa.Numeric}
+    columns = {**keys, **sums, **(extra or {})}
+    source = (
+        sa.func.json_to_recordset(_json_rows(rows))
+        .table_valued(*(sa.column(name, kind) for name, kind in columns.items()))
+        .render_derived("row", with_types=True)
+    )
+    selected = [
+        sa.func.coalesce(source.c[name], 0).label(name) if name in sums else source.c[name]
+        for name in columns
+    ]
+    return insert(table).from_select(list(columns), sa.select(*selected))
+
+
+def _deltas(key: dict[str, Any], deltas: dict[str, Any]) -> dict[str, Any]:
+    """One row of `_upsert_deltas`: its key and the deltas that are not 0."""
+    return {**key, **{m: v for m, v in deltas.items() if v}}
 
 
 def _sums(table: sa.Table, statement: Any) -> dict[str, Any]:
@@ -251,15 +268,14 @@ class AnalyticsRepository:
         """Add each (area, dimension) row's deltas to its totals, in one statement."""
         if not rows:
             return
-        keys = sorted(rows)
         statement = _upsert_deltas(
             area_progress,
-            {
-                "area_code": (sa.Text, [k[0] for k in keys]),
-                "dimension": (sa.Text, [k[1] for k in keys]),
-            },
-            [rows[k] for k in keys],
-            extra={"as_of": (sa.DateTime(timezone=True), [as_of.get(k) for k in keys])},
+            {"area_code": sa.Text, "dimension": sa.Text},
+            [
+                _deltas({"area_code": k[0], "dimension": k[1], "as_of": as_of.get(k)}, rows[k])
+                for k in sorted(rows)
+            ],
+            extra={"as_of": sa.DateTime(timezone=True)},
         )
         await run(
             self.session,
@@ -277,15 +293,13 @@ class AnalyticsRepository:
         rows = {k: v for k, v in rows.items() if any(v.values())}
         if not rows:
             return
-        keys = sorted(rows)
         statement = _upsert_deltas(
             area_month,
-            {
-                "area_code": (sa.Text, [k[0] for k in keys]),
-                "dimension": (sa.Text, [k[1] for k in keys]),
-                "month": (sa.Date, [k[2] for k in keys]),
-            },
-            [rows[k] for k in keys],
+            {"area_code": sa.Text, "dimension": sa.Text, "month": sa.Date},
+            [
+                _deltas({"area_code": k[0], "dimension": k[1], "month": k[2]}, rows[k])
+                for k in sorted(rows)
+            ],
         )
         await run(
             self.session,
@@ -296,22 +310,36 @@ class AnalyticsRepository:
         )
 
     async def add_to_menus(self, rows: dict[tuple[str, str, str], tuple[int, Decimal]]) -> None:
+        """Add each (area, menu, status) row's interventions and THB, in one statement."""
         if not rows:
             return
-        keys = sorted(rows)
-        source = sa.select(
-            sa.func.unnest(sa.cast([k[0] for k in keys], ARRAY(sa.Text))).label("area_code"),
-            sa.func.unnest(sa.cast([k[1] for k in keys], ARRAY(sa.Text))).label("menu_code"),
-            sa.func.unnest(sa.cast([k[2] for k in keys], ARRAY(sa.Text))).label("status"),
-            sa.func.unnest(sa.cast([rows[k][0] for k in keys], ARRAY(sa.BigInteger))).label(
-                "interventions"
-            ),
-            sa.func.unnest(sa.cast([rows[k][1] for k in keys], ARRAY(sa.Numeric))).label(
-                "amount_thb"
-            ),
+        columns = {
+            "area_code": sa.Text,
+            "menu_code": sa.Text,
+            "status": sa.Text,
+            "interventions": sa.BigInteger,
+            "amount_thb": sa.Numeric,
+        }
+        source = (
+            sa.func.json_to_recordset(
+                _json_rows(
+                    [
+                        {
+                            "area_code": k[0],
+                            "menu_code": k[1],
+                            "status": k[2],
+                            "interventions": rows[k][0],
+                            "amount_thb": rows[k][1],
+                        }
+                        for k in sorted(rows)
+                    ]
+                )
+            )
+            .table_valued(*(sa.column(name, kind) for name, kind in columns.items()))
+            .render_derived("row", with_types=True)
         )
         statement = insert(menu_progress).from_select(
-            ["area_code", "menu_code", "status", "interventions", "amount_thb"], source
+            list(columns), sa.select(*(source.c[name] for name in columns))
         )
         await run(
             self.session,
