@@ -16,7 +16,6 @@ from uuid import UUID
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.analytics.domain.contributions import (
-    ALL,
     STATUS_RANK,
     HouseholdFact,
     InterventionFact,
@@ -107,40 +106,6 @@ class Batch:
         self.interventions[intervention_id] = fact
         self.changed_interventions.add(intervention_id)
 
-    def rolled_up(
-        self,
-    ) -> tuple[
-        dict[tuple[str, str], dict[str, Any]],
-        dict[tuple[str, str], datetime],
-        dict[tuple[str, str, date], dict[str, Any]],
-        dict[tuple[str, str, str], tuple[int, Decimal]],
-    ]:
-        """The deltas added to every area above the one they were kept by: the rows of
-        `area_progress` (with their `as_of`), `area_month` and `menu_progress` to add to."""
-        areas: dict[tuple[str, str], dict[str, Any]] = {}
-        as_of: dict[tuple[str, str], datetime] = {}
-        for leaf, moment in self.as_of.items():
-            for area in areas_of(leaf):
-                key = (area, ALL)
-                areas.setdefault(key, {})
-                current = as_of.get(key)
-                as_of[key] = moment if current is None else max(current, moment)
-        months: dict[tuple[str, str, date], dict[str, Any]] = {}
-        for (leaf, dimension, month), deltas in self.cells.items():
-            for area in areas_of(leaf):
-                for row in (
-                    areas.setdefault((area, dimension), {}),
-                    months.setdefault((area, dimension, month), {}),
-                ):
-                    for measure, delta in deltas.items():
-                        row[measure] = row.get(measure, 0) + delta
-        menus: dict[tuple[str, str, str], tuple[int, Decimal]] = {}
-        for (leaf, menu, status), (count, thb) in self.menus.items():
-            for area in areas_of(leaf):
-                old_count, old_thb = menus.get((area, menu, status), (0, Decimal(0)))
-                menus[(area, menu, status)] = (old_count + count, old_thb + thb)
-        return areas, as_of, months, menus
-
     async def write(self) -> None:
         households = {h: self.households[h] for h in self.changed_households}
         interventions = {i: self.interventions[i] for i in self.changed_interventions}
@@ -148,10 +113,11 @@ class Batch:
         await self.repo.save_interventions(
             {k: v for k, v in interventions.items() if v is not None}
         )
-        areas, as_of, months, menus = self.rolled_up()
-        await self.repo.add_to_areas(areas, as_of)
-        await self.repo.add_to_months(months)
-        await self.repo.add_to_menus(menus)
+        # The statements add each row to every area above its own: a bad code fails here.
+        for area in {k[0] for k in self.cells} | {k[0] for k in self.menus}:
+            areas_of(area)
+        await self.repo.add_to_totals(self.cells, self.as_of)
+        await self.repo.add_to_menus(self.menus)
 
 
 def _touched(events: Sequence[Event]) -> tuple[set[UUID], set[UUID]]:

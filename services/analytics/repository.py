@@ -10,11 +10,12 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.analytics.domain.contributions import HouseholdFact, InterventionFact
+from services.analytics.domain.contributions import ALL, HouseholdFact, InterventionFact
 from shared.db import run
+from shared.thai import COUNTRY
 
 metadata = sa.MetaData()
 areas = sa.Table(
@@ -107,42 +108,60 @@ def _unnest(kind: Any, values: list[Any], name: str | None = None) -> Any:
     return column.label(name) if name else column
 
 
-def _json_rows(rows: list[dict[str, Any]]) -> Any:
+def _json(rows: list[dict[str, Any]]) -> str:
     """Many rows as one JSON parameter: `json.dumps` writes it in one C call, where arrays of
     ten columns would have the driver encode each value on its own (most of them zeros)."""
-    return sa.cast(sa.literal(json.dumps(rows, default=str, separators=(",", ":")), sa.Text), JSON)
+    return json.dumps(rows, default=str, separators=(",", ":"))
 
 
-def _upsert_deltas(
-    table: sa.Table,
-    keys: dict[str, Any],
-    rows: list[dict[str, Any]],
-    extra: dict[str, Any] | None = None,
-) -> Any:
-    """INSERT … SELECT … FROM json_to_recordset(…) of many rows of deltas (keys, the
-    measures that moved, THB, `extra`): one statement for a whole batch; a measure a row does
-    not name adds 0."""
-    sums = dict.fromkeys(MEASURES, sa.BigInteger) | {"amount_thb": sa.Numeric}
-    columns = {**keys, **sums, **(extra or {})}
-    source = (
-        sa.func.json_to_recordset(_json_rows(rows))
-        .table_valued(*(sa.column(name, kind) for name, kind in columns.items()))
-        .render_derived("row", with_types=True)
-    )
-    selected = [
-        sa.func.coalesce(source.c[name], 0).label(name) if name in sums else source.c[name]
-        for name in columns
-    ]
-    return insert(table).from_select(list(columns), sa.select(*selected))
-
-
-def _deltas(key: dict[str, Any], deltas: dict[str, Any]) -> dict[str, Any]:
-    """One row of `_upsert_deltas`: its key and the deltas that are not 0."""
-    return {**key, **{m: v for m, v in deltas.items() if v}}
-
-
-def _sums(table: sa.Table, statement: Any) -> dict[str, Any]:
-    return {m: table.c[m] + statement.excluded[m] for m in (*MEASURES, "amount_thb")}
+SUMS = (*MEASURES, "amount_thb")
+# Rows of deltas, each kept by the area an event or a fact names, and every area they add to:
+# that area and each one above it up to the country, as `areas_of` in the domain (its code's
+# prefixes of 2, 4, 6 and 8 digits, and TH).
+DELTAS = f"""
+    json_to_recordset(CAST(CAST(:rows AS TEXT) AS JSON)) AS delta(
+        area_code TEXT, dimension TEXT, month DATE,
+        {", ".join(f"{m} BIGINT" for m in MEASURES)}, amount_thb NUMERIC, as_of TIMESTAMPTZ)
+    CROSS JOIN LATERAL (
+        SELECT '{COUNTRY}' UNION ALL
+        SELECT left(delta.area_code, n) FROM unnest('{{2,4,6,8}}'::INT[]) AS n
+        WHERE n <= length(delta.area_code)
+    ) AS above(area_code)"""
+TOTALS = ", ".join(f"sum(coalesce(delta.{m}, 0)) AS {m}" for m in SUMS)
+ADDED = ", ".join(f"{m} = {{table}}.{m} + excluded.{m}" for m in SUMS)
+# Each statement adds its rows in key order, so two transactions never wait on each other in a
+# circle.
+ADD_TO_AREAS = sa.text(f"""
+    INSERT INTO area_progress (area_code, dimension, {", ".join(SUMS)}, as_of)
+    SELECT above.area_code, delta.dimension, {TOTALS}, max(delta.as_of)
+    FROM {DELTAS}
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (area_code, dimension) DO UPDATE SET {ADDED.format(table="area_progress")},
+        as_of = greatest(area_progress.as_of, excluded.as_of)""")
+ADD_TO_MONTHS = sa.text(f"""
+    INSERT INTO area_month (area_code, dimension, month, {", ".join(SUMS)})
+    SELECT above.area_code, delta.dimension, delta.month, {TOTALS}
+    FROM {DELTAS}
+    WHERE delta.month IS NOT NULL
+    GROUP BY 1, 2, 3
+    HAVING {" OR ".join(f"sum(coalesce(delta.{m}, 0)) <> 0" for m in SUMS)}
+    ORDER BY 1, 2, 3
+    ON CONFLICT (area_code, dimension, month) DO UPDATE SET {ADDED.format(table="area_month")}""")
+ADD_TO_MENUS = sa.text(f"""
+    INSERT INTO menu_progress (area_code, menu_code, status, interventions, amount_thb)
+    SELECT above.area_code, delta.menu_code, delta.status,
+        sum(delta.interventions), sum(delta.amount_thb)
+    FROM json_to_recordset(CAST(CAST(:rows AS TEXT) AS JSON)) AS delta(
+        area_code TEXT, menu_code TEXT, status TEXT, interventions BIGINT, amount_thb NUMERIC)
+    CROSS JOIN LATERAL (
+        SELECT '{COUNTRY}' UNION ALL
+        SELECT left(delta.area_code, n) FROM unnest('{{2,4,6,8}}'::INT[]) AS n
+        WHERE n <= length(delta.area_code)
+    ) AS above(area_code)
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (area_code, menu_code, status) DO UPDATE SET
+        interventions = menu_progress.interventions + excluded.interventions,
+        amount_thb = menu_progress.amount_thb + excluded.amount_thb""")
 
 
 class AnalyticsRepository:
@@ -262,96 +281,43 @@ class AnalyticsRepository:
             ),
         )
 
-    async def add_to_areas(
-        self, rows: dict[tuple[str, str], dict[str, Any]], as_of: dict[tuple[str, str], datetime]
+    async def add_to_totals(
+        self, cells: dict[tuple[str, str, date], dict[str, Any]], as_of: dict[str, datetime]
     ) -> None:
-        """Add each (area, dimension) row's deltas to its totals, in one statement."""
+        """Add deltas to the totals and to their months' net changes, each (area, dimension,
+        month) row to that area and every area above it; `as_of` moves to the newest event
+        time in each area and every area above it. Two statements, however many rows."""
+        rows = [
+            {"area_code": area, "dimension": dimension, "month": month}
+            | {m: v for m, v in deltas.items() if v}
+            for (area, dimension, month), deltas in cells.items()
+        ]
+        rows += [{"area_code": area, "dimension": ALL, "as_of": t} for area, t in as_of.items()]
         if not rows:
             return
-        statement = _upsert_deltas(
-            area_progress,
-            {"area_code": sa.Text, "dimension": sa.Text},
-            [
-                _deltas({"area_code": k[0], "dimension": k[1], "as_of": as_of.get(k)}, rows[k])
-                for k in sorted(rows)
-            ],
-            extra={"as_of": sa.DateTime(timezone=True)},
-        )
-        await run(
-            self.session,
-            statement.on_conflict_do_update(
-                index_elements=["area_code", "dimension"],
-                set_={
-                    **_sums(area_progress, statement),
-                    "as_of": sa.func.greatest(area_progress.c.as_of, statement.excluded.as_of),
-                },
-            ),
-        )
-
-    async def add_to_months(self, rows: dict[tuple[str, str, date], dict[str, Any]]) -> None:
-        """Add each (area, dimension, month) row's deltas to that month's net change."""
-        rows = {k: v for k, v in rows.items() if any(v.values())}
-        if not rows:
-            return
-        statement = _upsert_deltas(
-            area_month,
-            {"area_code": sa.Text, "dimension": sa.Text, "month": sa.Date},
-            [
-                _deltas({"area_code": k[0], "dimension": k[1], "month": k[2]}, rows[k])
-                for k in sorted(rows)
-            ],
-        )
-        await run(
-            self.session,
-            statement.on_conflict_do_update(
-                index_elements=["area_code", "dimension", "month"],
-                set_=_sums(area_month, statement),
-            ),
-        )
+        payload = _json(rows)
+        await run(self.session, ADD_TO_AREAS.bindparams(rows=payload))
+        if cells:
+            await run(self.session, ADD_TO_MONTHS.bindparams(rows=payload))
 
     async def add_to_menus(self, rows: dict[tuple[str, str, str], tuple[int, Decimal]]) -> None:
-        """Add each (area, menu, status) row's interventions and THB, in one statement."""
+        """Add each (area, menu, status) row's interventions and THB to that area and every
+        area above it, in one statement."""
         if not rows:
             return
-        columns = {
-            "area_code": sa.Text,
-            "menu_code": sa.Text,
-            "status": sa.Text,
-            "interventions": sa.BigInteger,
-            "amount_thb": sa.Numeric,
-        }
-        source = (
-            sa.func.json_to_recordset(
-                _json_rows(
-                    [
-                        {
-                            "area_code": k[0],
-                            "menu_code": k[1],
-                            "status": k[2],
-                            "interventions": rows[k][0],
-                            "amount_thb": rows[k][1],
-                        }
-                        for k in sorted(rows)
-                    ]
-                )
-            )
-            .table_valued(*(sa.column(name, kind) for name, kind in columns.items()))
-            .render_derived("row", with_types=True)
+        payload = _json(
+            [
+                {
+                    "area_code": area,
+                    "menu_code": menu,
+                    "status": status,
+                    "interventions": count,
+                    "amount_thb": thb,
+                }
+                for (area, menu, status), (count, thb) in rows.items()
+            ]
         )
-        statement = insert(menu_progress).from_select(
-            list(columns), sa.select(*(source.c[name] for name in columns))
-        )
-        await run(
-            self.session,
-            statement.on_conflict_do_update(
-                index_elements=["area_code", "menu_code", "status"],
-                set_={
-                    "interventions": menu_progress.c.interventions
-                    + statement.excluded.interventions,
-                    "amount_thb": menu_progress.c.amount_thb + statement.excluded.amount_thb,
-                },
-            ),
-        )
+        await run(self.session, ADD_TO_MENUS.bindparams(rows=payload))
 
     # Queries
 
