@@ -127,24 +127,29 @@ DELTAS = f"""
         SELECT left(delta.area_code, n) FROM unnest('{{2,4,6,8}}'::INT[]) AS n
         WHERE n <= length(delta.area_code)
     ) AS above(area_code)"""
-TOTALS = ", ".join(f"sum(coalesce(delta.{m}, 0)) AS {m}" for m in SUMS)
 ADDED = ", ".join(f"{m} = {{table}}.{m} + excluded.{m}" for m in SUMS)
-# Each statement adds its rows in key order, so two transactions never wait on each other in a
-# circle.
-ADD_TO_AREAS = sa.text(f"""
-    INSERT INTO area_progress (area_code, dimension, {", ".join(SUMS)}, as_of)
-    SELECT above.area_code, delta.dimension, {TOTALS}, max(delta.as_of)
-    FROM {DELTAS}
-    GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (area_code, dimension) DO UPDATE SET {ADDED.format(table="area_progress")},
-        as_of = greatest(area_progress.as_of, excluded.as_of)""")
-ADD_TO_MONTHS = sa.text(f"""
+# One statement: the rows rolled up to every area once, added to each month's net changes and
+# to the totals. Each table's rows are added in key order (the months first, then the totals,
+# in every transaction), so two transactions never wait on each other in a circle.
+ADD_TO_TOTALS = sa.text(f"""
+    WITH rolled AS MATERIALIZED (
+        SELECT above.area_code, delta.dimension, delta.month,
+            {", ".join(f"coalesce(sum(delta.{m}), 0) AS {m}" for m in SUMS)},
+            max(delta.as_of) AS as_of
+        FROM {DELTAS}
+        GROUP BY 1, 2, 3
+    ), progress AS (
+        INSERT INTO area_progress (area_code, dimension, {", ".join(SUMS)}, as_of)
+        SELECT area_code, dimension, {", ".join(f"sum({m})" for m in SUMS)}, max(as_of)
+        FROM rolled
+        GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (area_code, dimension) DO UPDATE SET {ADDED.format(table="area_progress")},
+            as_of = greatest(area_progress.as_of, excluded.as_of)
+    )
     INSERT INTO area_month (area_code, dimension, month, {", ".join(SUMS)})
-    SELECT above.area_code, delta.dimension, delta.month, {TOTALS}
-    FROM {DELTAS}
-    WHERE delta.month IS NOT NULL
-    GROUP BY 1, 2, 3
-    HAVING {" OR ".join(f"sum(coalesce(delta.{m}, 0)) <> 0" for m in SUMS)}
+    SELECT area_code, dimension, month, {", ".join(SUMS)}
+    FROM rolled
+    WHERE month IS NOT NULL AND ({" OR ".join(f"{m} <> 0" for m in SUMS)})
     ORDER BY 1, 2, 3
     ON CONFLICT (area_code, dimension, month) DO UPDATE SET {ADDED.format(table="area_month")}""")
 ADD_TO_MENUS = sa.text(f"""
@@ -286,7 +291,7 @@ class AnalyticsRepository:
     ) -> None:
         """Add deltas to the totals and to their months' net changes, each (area, dimension,
         month) row to that area and every area above it; `as_of` moves to the newest event
-        time in each area and every area above it. Two statements, however many rows."""
+        time in each area and every area above it. One statement, however many rows."""
         rows = [
             {"area_code": area, "dimension": dimension, "month": month}
             | {m: v for m, v in deltas.items() if v}
@@ -295,10 +300,7 @@ class AnalyticsRepository:
         rows += [{"area_code": area, "dimension": ALL, "as_of": t} for area, t in as_of.items()]
         if not rows:
             return
-        payload = _json(rows)
-        await run(self.session, ADD_TO_AREAS.bindparams(rows=payload))
-        if cells:
-            await run(self.session, ADD_TO_MONTHS.bindparams(rows=payload))
+        await run(self.session, ADD_TO_TOTALS.bindparams(rows=_json(rows)))
 
     async def add_to_menus(self, rows: dict[tuple[str, str, str], tuple[int, Decimal]]) -> None:
         """Add each (area, menu, status) row's interventions and THB to that area and every
