@@ -125,7 +125,6 @@ class Consumer:
         on_begin: BeginHook | None = None,
         before_commit: TransactionHook | None = None,
         batch_size: int = 200,
-        workers: int = 1,
         max_deliver: int = 5,
         ack_wait: float = 30.0,
     ) -> None:
@@ -137,10 +136,6 @@ class Consumer:
         self.on_begin = on_begin
         self.before_commit = before_commit
         self.batch_size = batch_size
-        self.workers = workers
-        # Taken by a worker from before it fetches until its transaction has begun (`on_begin`
-        # done: the facts its batch touches locked); see `run`.
-        self._turn = asyncio.Lock()
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
         self.applied = 0
@@ -185,17 +180,7 @@ class Consumer:
         return await js.pull_subscribe("", durable=self.durable, stream=self.stream, config=config)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Pull and apply batches until `stop` is set, riding out NATS and database outages.
-
-        With several `workers`, each pulls and applies batches in a transaction of its own, as
-        replicas do, so one batch is worked out in Python while the one before it is written.
-        A worker fetches and begins its transaction only after the one before it has begun
-        (taken the locks of the facts its batch touches): a batch that touches the same facts
-        as an earlier one waits for it to commit, and applies its events after them.
-        """
-        await asyncio.gather(*(self._work(stop) for _ in range(self.workers)))
-
-    async def _work(self, stop: asyncio.Event) -> None:
+        """Pull and apply batches until `stop` is set, riding out NATS and database outages."""
         subscription = None
         delay = 0.5
         try:
@@ -204,13 +189,8 @@ class Consumer:
                     if subscription is None:
                         subscription = await self._subscribe()
                         self.state = "consuming"
-                    await self._turn.acquire()
-                    turn = _Turn(self._turn)
-                    try:
-                        messages = await self._fetch(subscription, stop)
-                        await self.apply_parsed(await self.parse(messages), turn)
-                    finally:
-                        turn.end()
+                    messages = await self._fetch(subscription, stop)
+                    await self.handle_batch(messages)
                     self.pending = messages[-1].metadata.num_pending if messages else 0
                     self._lag.set(self.pending)
                     delay = 0.5
@@ -259,7 +239,6 @@ class Consumer:
         session: AsyncSession,
         events: Sequence[Event],
         headers: Mapping[UUID, Mapping[str, str]] | None = None,
-        turn: _Turn | None = None,
     ) -> int:
         """Apply the events this consumer has not applied yet, in order, inside `session`'s
         transaction; record their ids there too. Returns how many were applied.
@@ -273,8 +252,6 @@ class Consumer:
             return 0
         if self.on_begin is not None:
             await self.on_begin(session, known)
-        if turn is not None:
-            turn.end()
         first_time = set(
             (await run(session, _record_processed(self.durable, [e.id for e in known]))).scalars()
         )
@@ -312,9 +289,7 @@ class Consumer:
                 await self._dead_letter(message, None, f"not an event envelope: {exc}")
         return parsed
 
-    async def apply_parsed(
-        self, parsed: Sequence[tuple[Msg, Event]], turn: _Turn | None = None
-    ) -> None:
+    async def apply_parsed(self, parsed: Sequence[tuple[Msg, Event]]) -> None:
         """Apply parsed messages in one transaction and ack them; on failure, one by one.
 
         While tracing, the transaction is one `apply {durable}` span, and each event is applied
@@ -324,18 +299,16 @@ class Consumer:
         if not parsed:
             return
         with tracing.consumer_batch(self.durable, self.stream, len(parsed)):
-            await self._apply_parsed(parsed, turn)
+            await self._apply_parsed(parsed)
 
-    async def _apply_parsed(self, parsed: Sequence[tuple[Msg, Event]], turn: _Turn | None) -> None:
+    async def _apply_parsed(self, parsed: Sequence[tuple[Msg, Event]]) -> None:
         events = [event for _, event in parsed]
         headers = _headers_by_event(parsed)
         started = time.perf_counter()
         try:
             async with transaction(self.sessionmaker) as session:
-                count = await self.apply(session, events, headers, turn)
+                count = await self.apply(session, events, headers)
         except Exception as exc:
-            if turn is not None:
-                turn.end()
             if database_unavailable(exc):
                 raise  # no event's fault: `run` waits and the messages come again
             logger.info(
@@ -402,18 +375,6 @@ class Consumer:
             extra={"subject": message.subject, "error": error[:200]},
         )
         await message.term()
-
-
-class _Turn:
-    """A worker's hold on its consumer's turn, given up once (see `Consumer.run`)."""
-
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self.lock: asyncio.Lock | None = lock
-
-    def end(self) -> None:
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
 
 
 async def _unsubscribe(subscription: Any) -> None:

@@ -30,7 +30,6 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 on_begin=events.begin_live_batch,
                 before_commit=events.write_batch,
                 batch_size=events.BATCH_SIZE,
-                workers=events.WORKERS,
             ),
             Consumer(
                 app.state.bus,
@@ -41,7 +40,6 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 on_begin=events.begin_live_batch,
                 before_commit=events.write_batch,
                 batch_size=events.BATCH_SIZE,
-                workers=events.WORKERS,
             ),
         ]
         async with consuming(app, consumers if settings.consumer_enabled else []):

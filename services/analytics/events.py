@@ -41,8 +41,6 @@ LOGBOOK_DURABLE = "analytics-logbook"
 # Events applied in one transaction at most, when that many wait (fewer rows and statements per
 # event: the areas above the villages are shared by more of a batch's events).
 BATCH_SIZE = 1000
-# Batches in flight per consumer: while one is written, the next is worked out in Python.
-WORKERS = 2
 
 
 class Batch:
