@@ -69,7 +69,7 @@ MENU_PREFIX = {
 DIMENSIONS = list(MENU_PREFIX)
 ANALYST = Caller(subject="bench-analyst@TH", role=Role.analyst, area="TH")
 ADMIN = Caller(subject="bench-admin@TH", role=Role.national_admin, area="TH")
-BATCH = 200  # what the analytics consumers fetch at a time
+BATCH = 200  # what the bare consumer fetches at a time (analytics fetches up to 1,000)
 DELAY_SUBDISTRICTS = ["240101", "240102", "240201", "300101", "300102", "500101"]
 POLL_SECONDS = 0.01
 

@@ -28,7 +28,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Gauge
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -253,14 +253,7 @@ class Consumer:
         if self.on_begin is not None:
             await self.on_begin(session, known)
         first_time = set(
-            (
-                await session.exec(
-                    insert(processed_events)
-                    .values([{"consumer": self.durable, "event_id": e.id} for e in known])
-                    .on_conflict_do_nothing()
-                    .returning(processed_events.c.event_id)
-                )
-            ).scalars()
+            (await run(session, _record_processed(self.durable, [e.id for e in known]))).scalars()
         )
         applied = 0
         for event in known:
@@ -390,6 +383,21 @@ async def _unsubscribe(subscription: Any) -> None:
     if subscription is not None:
         with contextlib.suppress(Exception):
             await subscription.unsubscribe()
+
+
+def _record_processed(durable: str, event_ids: list[UUID]) -> Any:
+    """Record event ids as applied; returns those not recorded before. The ids travel as one
+    array parameter: one statement that compiles once, whatever the batch's size."""
+    source = sa.select(
+        sa.literal(durable, sa.Text).label("consumer"),
+        sa.func.unnest(sa.cast(event_ids, ARRAY(sa.Uuid))).label("event_id"),
+    )
+    return (
+        insert(processed_events)
+        .from_select(["consumer", "event_id"], source)
+        .on_conflict_do_nothing()
+        .returning(processed_events.c.event_id)
+    )
 
 
 def _headers_by_event(parsed: Sequence[tuple[Msg, Event]]) -> dict[UUID, Mapping[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 handlers=events.REGISTRY_HANDLERS,
                 on_begin=events.begin_live_batch,
                 before_commit=events.write_batch,
+                batch_size=events.BATCH_SIZE,
             ),
             Consumer(
                 app.state.bus,
@@ -38,10 +40,18 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
                 handlers=events.LOGBOOK_HANDLERS,
                 on_begin=events.begin_live_batch,
                 before_commit=events.write_batch,
+                batch_size=events.BATCH_SIZE,
             ),
         ]
-        async with consuming(app, consumers if settings.consumer_enabled else []):
-            yield
+        # What start-up made lives as long as the app: out of the collector's sight, its full
+        # collections no longer walk it while events pour in (about a sixth of the consumers'
+        # CPU went to the collector before).
+        gc.freeze()
+        try:
+            async with consuming(app, consumers if settings.consumer_enabled else []):
+                yield
+        finally:
+            gc.unfreeze()
 
     return build_service_app(
         settings,

@@ -16,13 +16,12 @@ from uuid import UUID
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.analytics.domain.contributions import (
-    ALL,
     STATUS_RANK,
-    Cell,
     HouseholdFact,
     InterventionFact,
+    Share,
     areas_of,
-    difference,
+    changes,
 )
 from services.analytics.repository import AnalyticsRepository
 from shared.consumer import Handler
@@ -39,12 +38,19 @@ from shared.events.registry import HouseholdRegistered, HouseholdStatusChanged, 
 THAI_TIME = timezone(timedelta(hours=7))
 REGISTRY_DURABLE = "analytics-registry"
 LOGBOOK_DURABLE = "analytics-logbook"
+# Events applied in one transaction at most, when that many wait (fewer rows and statements per
+# event: the areas above the villages are shared by more of a batch's events).
+BATCH_SIZE = 1000
 
 
 class Batch:
     """One transaction's events in memory: the facts they touch, loaded and locked in one go
     before the first handler, and every total's delta; all written in a few statements
-    before the commit, however many events the batch holds."""
+    before the commit, however many events the batch holds.
+
+    Deltas are kept by the area an event names (a village, mostly) and added to every area
+    above it only when written: each event's change is counted once, not once per level.
+    """
 
     KEY = "analytics.batch"
 
@@ -54,10 +60,11 @@ class Batch:
         self.interventions: dict[UUID, InterventionFact | None] = {}
         self.changed_households: set[UUID] = set()
         self.changed_interventions: set[UUID] = set()
-        self.areas: dict[tuple[str, str], dict[str, Any]] = {}
-        self.as_of: dict[tuple[str, str], datetime] = {}
-        self.months: dict[tuple[str, str, date], dict[str, Any]] = {}
+        # By the area an event or a fact names: (area, dimension, month) → measure → delta;
+        # (area, menu, status) → (interventions, THB); area → newest event time.
+        self.cells: dict[tuple[str, str, date], dict[str, Any]] = {}
         self.menus: dict[tuple[str, str, str], tuple[int, Decimal]] = {}
+        self.as_of: dict[str, datetime] = {}
 
     @classmethod
     def of(cls, session: AsyncSession) -> Batch:
@@ -82,7 +89,8 @@ class Batch:
     # it was.
 
     async def household(self, household_id: UUID) -> HouseholdFact | None:
-        await self.load({household_id}, set())
+        if household_id not in self.households:
+            await self.load({household_id}, set())
         return self.households[household_id]
 
     def save_household(self, household_id: UUID, fact: HouseholdFact) -> None:
@@ -90,7 +98,8 @@ class Batch:
         self.changed_households.add(household_id)
 
     async def intervention(self, intervention_id: UUID) -> InterventionFact | None:
-        await self.load(set(), {intervention_id})
+        if intervention_id not in self.interventions:
+            await self.load(set(), {intervention_id})
         return self.interventions[intervention_id]
 
     def save_intervention(self, intervention_id: UUID, fact: InterventionFact) -> None:
@@ -104,8 +113,10 @@ class Batch:
         await self.repo.save_interventions(
             {k: v for k, v in interventions.items() if v is not None}
         )
-        await self.repo.add_to_areas(self.areas, self.as_of)
-        await self.repo.add_to_months(self.months)
+        # The statements add each row to every area above its own: a bad code fails here.
+        for area in {k[0] for k in self.cells} | {k[0] for k in self.menus}:
+            areas_of(area)
+        await self.repo.add_to_totals(self.cells, self.as_of)
         await self.repo.add_to_menus(self.menus)
 
 
@@ -155,25 +166,23 @@ class Change:
     def __init__(self, session: AsyncSession, event: Event, *, at: datetime | None = None) -> None:
         self.totals = Batch.of(session)
         self.month = _month(at or event.time)
-        for area in areas_of(event.area_code):  # as_of moves for every area the event is in
-            key = (area, ALL)
-            self.totals.areas.setdefault(key, {})
-            current = self.totals.as_of.get(key)
-            self.totals.as_of[key] = event.time if current is None else max(current, event.time)
+        areas_of(event.area_code)  # a bad code fails the event here, as_of moves for its areas
+        current = self.totals.as_of.get(event.area_code)
+        self.totals.as_of[event.area_code] = (
+            event.time if current is None else max(current, event.time)
+        )
 
     def _add(self, area: str, dimension: str, measure: str, delta: Any) -> None:
-        for row in (
-            self.totals.areas.setdefault((area, dimension), {}),
-            self.totals.months.setdefault((area, dimension, self.month), {}),
-        ):
-            row[measure] = row.get(measure, 0) + delta
-
-    def add(self, deltas: dict[Cell, int]) -> None:
-        for (area, dimension, measure), delta in deltas.items():
-            self._add(area, dimension, measure, delta)
+        row = self.totals.cells.setdefault((area, dimension, self.month), {})
+        row[measure] = row.get(measure, 0) + delta
 
     def household(self, before: HouseholdFact | None, after: HouseholdFact) -> None:
-        self.add(difference(after.contribution(), before.contribution() if before else Counter()))
+        old = before.contribution() if before else Counter[Share]()
+        old_area = before.area_code if before else after.area_code
+        for area, (dimension, measure), delta in changes(
+            old_area, old, after.area_code, after.contribution()
+        ):
+            self._add(area, dimension, measure, delta)
 
     def _menu(self, area: str, menu: str, status: str, count: int, thb: Decimal) -> None:
         old_count, old_thb = self.totals.menus.get((area, menu, status), (0, Decimal(0)))
@@ -181,17 +190,16 @@ class Change:
 
     def intervention(self, before: InterventionFact | None, after: InterventionFact) -> None:
         new_counts, new_amounts = after.contribution()
-        old_counts, old_amounts = before.contribution() if before else (Counter(), {})
-        for (area, key, status), delta in difference(new_counts, old_counts).items():
+        old_counts, old_amounts = before.contribution() if before else (Counter[Share](), {})
+        old_area = before.area_code if before else after.area_code
+        for area, (key, status), delta in changes(
+            old_area, old_counts, after.area_code, new_counts
+        ):
             if key.startswith("menu:"):
                 self._menu(area, key.removeprefix("menu:"), status, delta, Decimal(0))
             else:
                 self._add(area, key, status, delta)
-        for target in set(new_amounts) | set(old_amounts):
-            thb = new_amounts.get(target, Decimal(0)) - old_amounts.get(target, Decimal(0))
-            if not thb:
-                continue
-            area, key = target
+        for area, key, thb in changes(old_area, old_amounts, after.area_code, new_amounts):
             if key.startswith("menu:"):
                 self._menu(area, key.removeprefix("menu:"), "completed", 0, thb)
             else:

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.analytics.domain.contributions import HouseholdFact, InterventionFact
+from services.analytics.domain.contributions import ALL, HouseholdFact, InterventionFact
 from shared.db import run
+from shared.thai import COUNTRY
 
 metadata = sa.MetaData()
 areas = sa.Table(
@@ -107,25 +108,65 @@ def _unnest(kind: Any, values: list[Any], name: str | None = None) -> Any:
     return column.label(name) if name else column
 
 
-def _upsert_deltas(
-    table: sa.Table,
-    keys: dict[str, tuple[Any, list[Any]]],
-    rows: list[dict[str, Any]],
-    extra: dict[str, tuple[Any, list[Any]]] | None = None,
-) -> Any:
-    """INSERT … SELECT unnest(…) of many rows of deltas: one statement for a whole batch."""
-    columns = {
-        **keys,
-        **{m: (sa.BigInteger, [r.get(m, 0) for r in rows]) for m in MEASURES},
-        "amount_thb": (sa.Numeric, [r.get("amount_thb", Decimal(0)) for r in rows]),
-        **(extra or {}),
-    }
-    source = sa.select(*(_unnest(kind, values, name) for name, (kind, values) in columns.items()))
-    return insert(table).from_select(list(columns), source)
+def _json(rows: list[dict[str, Any]]) -> str:
+    """Many rows as one JSON parameter: `json.dumps` writes it in one C call, where arrays of
+    ten columns would have the driver encode each value on its own (most of them zeros)."""
+    return json.dumps(rows, default=str, separators=(",", ":"))
 
 
-def _sums(table: sa.Table, statement: Any) -> dict[str, Any]:
-    return {m: table.c[m] + statement.excluded[m] for m in (*MEASURES, "amount_thb")}
+SUMS = (*MEASURES, "amount_thb")
+# Rows of deltas, each kept by the area an event or a fact names, and every area they add to:
+# that area and each one above it up to the country, as `areas_of` in the domain (its code's
+# prefixes of 2, 4, 6 and 8 digits, and TH).
+DELTAS = f"""
+    json_to_recordset(CAST(CAST(:rows AS TEXT) AS JSON)) AS delta(
+        area_code TEXT, dimension TEXT, month DATE,
+        {", ".join(f"{m} BIGINT" for m in MEASURES)}, amount_thb NUMERIC, as_of TIMESTAMPTZ)
+    CROSS JOIN LATERAL (
+        SELECT '{COUNTRY}' UNION ALL
+        SELECT left(delta.area_code, n) FROM unnest('{{2,4,6,8}}'::INT[]) AS n
+        WHERE n <= length(delta.area_code)
+    ) AS above(area_code)"""
+ADDED = ", ".join(f"{m} = {{table}}.{m} + excluded.{m}" for m in SUMS)
+# One statement: the rows rolled up to every area once, added to each month's net changes and
+# to the totals. Each table's rows are added in key order (the months first, then the totals,
+# in every transaction), so two transactions never wait on each other in a circle.
+ADD_TO_TOTALS = sa.text(f"""
+    WITH rolled AS MATERIALIZED (
+        SELECT above.area_code, delta.dimension, delta.month,
+            {", ".join(f"coalesce(sum(delta.{m}), 0) AS {m}" for m in SUMS)},
+            max(delta.as_of) AS as_of
+        FROM {DELTAS}
+        GROUP BY 1, 2, 3
+    ), progress AS (
+        INSERT INTO area_progress (area_code, dimension, {", ".join(SUMS)}, as_of)
+        SELECT area_code, dimension, {", ".join(f"sum({m})" for m in SUMS)}, max(as_of)
+        FROM rolled
+        GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (area_code, dimension) DO UPDATE SET {ADDED.format(table="area_progress")},
+            as_of = greatest(area_progress.as_of, excluded.as_of)
+    )
+    INSERT INTO area_month (area_code, dimension, month, {", ".join(SUMS)})
+    SELECT area_code, dimension, month, {", ".join(SUMS)}
+    FROM rolled
+    WHERE month IS NOT NULL AND ({" OR ".join(f"{m} <> 0" for m in SUMS)})
+    ORDER BY 1, 2, 3
+    ON CONFLICT (area_code, dimension, month) DO UPDATE SET {ADDED.format(table="area_month")}""")
+ADD_TO_MENUS = sa.text(f"""
+    INSERT INTO menu_progress (area_code, menu_code, status, interventions, amount_thb)
+    SELECT above.area_code, delta.menu_code, delta.status,
+        sum(delta.interventions), sum(delta.amount_thb)
+    FROM json_to_recordset(CAST(CAST(:rows AS TEXT) AS JSON)) AS delta(
+        area_code TEXT, menu_code TEXT, status TEXT, interventions BIGINT, amount_thb NUMERIC)
+    CROSS JOIN LATERAL (
+        SELECT '{COUNTRY}' UNION ALL
+        SELECT left(delta.area_code, n) FROM unnest('{{2,4,6,8}}'::INT[]) AS n
+        WHERE n <= length(delta.area_code)
+    ) AS above(area_code)
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (area_code, menu_code, status) DO UPDATE SET
+        interventions = menu_progress.interventions + excluded.interventions,
+        amount_thb = menu_progress.amount_thb + excluded.amount_thb""")
 
 
 class AnalyticsRepository:
@@ -245,85 +286,40 @@ class AnalyticsRepository:
             ),
         )
 
-    async def add_to_areas(
-        self, rows: dict[tuple[str, str], dict[str, Any]], as_of: dict[tuple[str, str], datetime]
+    async def add_to_totals(
+        self, cells: dict[tuple[str, str, date], dict[str, Any]], as_of: dict[str, datetime]
     ) -> None:
-        """Add each (area, dimension) row's deltas to its totals, in one statement."""
+        """Add deltas to the totals and to their months' net changes, each (area, dimension,
+        month) row to that area and every area above it; `as_of` moves to the newest event
+        time in each area and every area above it. One statement, however many rows."""
+        rows = [
+            {"area_code": area, "dimension": dimension, "month": month}
+            | {m: v for m, v in deltas.items() if v}
+            for (area, dimension, month), deltas in cells.items()
+        ]
+        rows += [{"area_code": area, "dimension": ALL, "as_of": t} for area, t in as_of.items()]
         if not rows:
             return
-        keys = sorted(rows)
-        statement = _upsert_deltas(
-            area_progress,
-            {
-                "area_code": (sa.Text, [k[0] for k in keys]),
-                "dimension": (sa.Text, [k[1] for k in keys]),
-            },
-            [rows[k] for k in keys],
-            extra={"as_of": (sa.DateTime(timezone=True), [as_of.get(k) for k in keys])},
-        )
-        await run(
-            self.session,
-            statement.on_conflict_do_update(
-                index_elements=["area_code", "dimension"],
-                set_={
-                    **_sums(area_progress, statement),
-                    "as_of": sa.func.greatest(area_progress.c.as_of, statement.excluded.as_of),
-                },
-            ),
-        )
-
-    async def add_to_months(self, rows: dict[tuple[str, str, date], dict[str, Any]]) -> None:
-        """Add each (area, dimension, month) row's deltas to that month's net change."""
-        rows = {k: v for k, v in rows.items() if any(v.values())}
-        if not rows:
-            return
-        keys = sorted(rows)
-        statement = _upsert_deltas(
-            area_month,
-            {
-                "area_code": (sa.Text, [k[0] for k in keys]),
-                "dimension": (sa.Text, [k[1] for k in keys]),
-                "month": (sa.Date, [k[2] for k in keys]),
-            },
-            [rows[k] for k in keys],
-        )
-        await run(
-            self.session,
-            statement.on_conflict_do_update(
-                index_elements=["area_code", "dimension", "month"],
-                set_=_sums(area_month, statement),
-            ),
-        )
+        await run(self.session, ADD_TO_TOTALS.bindparams(rows=_json(rows)))
 
     async def add_to_menus(self, rows: dict[tuple[str, str, str], tuple[int, Decimal]]) -> None:
+        """Add each (area, menu, status) row's interventions and THB to that area and every
+        area above it, in one statement."""
         if not rows:
             return
-        keys = sorted(rows)
-        source = sa.select(
-            sa.func.unnest(sa.cast([k[0] for k in keys], ARRAY(sa.Text))).label("area_code"),
-            sa.func.unnest(sa.cast([k[1] for k in keys], ARRAY(sa.Text))).label("menu_code"),
-            sa.func.unnest(sa.cast([k[2] for k in keys], ARRAY(sa.Text))).label("status"),
-            sa.func.unnest(sa.cast([rows[k][0] for k in keys], ARRAY(sa.BigInteger))).label(
-                "interventions"
-            ),
-            sa.func.unnest(sa.cast([rows[k][1] for k in keys], ARRAY(sa.Numeric))).label(
-                "amount_thb"
-            ),
+        payload = _json(
+            [
+                {
+                    "area_code": area,
+                    "menu_code": menu,
+                    "status": status,
+                    "interventions": count,
+                    "amount_thb": thb,
+                }
+                for (area, menu, status), (count, thb) in rows.items()
+            ]
         )
-        statement = insert(menu_progress).from_select(
-            ["area_code", "menu_code", "status", "interventions", "amount_thb"], source
-        )
-        await run(
-            self.session,
-            statement.on_conflict_do_update(
-                index_elements=["area_code", "menu_code", "status"],
-                set_={
-                    "interventions": menu_progress.c.interventions
-                    + statement.excluded.interventions,
-                    "amount_thb": menu_progress.c.amount_thb + statement.excluded.amount_thb,
-                },
-            ),
-        )
+        await run(self.session, ADD_TO_MENUS.bindparams(rows=payload))
 
     # Queries
 

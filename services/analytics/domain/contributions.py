@@ -8,26 +8,35 @@ deliver their events does not change the result.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
+from typing import Any, TypeVar
 from uuid import UUID
 
 from shared.thai import COUNTRY, area_level
 
+K = TypeVar("K")
+
 ALL = "all"
 # (area code, dimension or "all" or "menu:CODE", measure): one number in the totals.
 Cell = tuple[str, str, str]
+# (dimension or "all", measure): one number a fact adds to its own area and to every area
+# above it alike; the areas are added when the totals are written.
+Share = tuple[str, str]
 LIVE_STATUSES = frozenset({"planned", "in_progress", "completed"})
 STATUSES = ("planned", "in_progress", "completed", "cancelled")
 # A status is only replaced by a later one, whatever order its events arrive in.
 STATUS_RANK = {"planned": 0, "in_progress": 1, "completed": 2, "cancelled": 2}
 
 
-def areas_of(area_code: str) -> list[str]:
-    """The area and every area above it, up to the whole country."""
+@lru_cache(maxsize=200_000)  # about 90,000 villages and the areas above them
+def areas_of(area_code: str) -> tuple[str, ...]:
+    """The area and every area above it, up to the whole country (a bad code raises)."""
     area_level(area_code)
-    return [COUNTRY, *(area_code[:n] for n in (2, 4, 6, 8) if n <= len(area_code))]
+    return (COUNTRY, *(area_code[:n] for n in (2, 4, 6, 8) if n <= len(area_code)))
 
 
 @dataclass
@@ -39,24 +48,23 @@ class HouseholdFact:
     dimensions: list[str] = field(default_factory=list)
     live: dict[str, int] = field(default_factory=dict)
 
-    def contribution(self) -> Counter[Cell]:
-        """(area, dimension, measure) → 1 for what this household counts in."""
-        counts: Counter[Cell] = Counter()
+    def contribution(self) -> Counter[Share]:
+        """(dimension, measure) → 1 for what this household counts in, in each of its areas."""
+        counts: Counter[Share] = Counter()
         if not self.registered or self.status == "duplicate":
             return counts
-        reached_in = {d for d, n in self.live.items() if n > 0}
-        for area in areas_of(self.area_code):
-            counts[(area, ALL, "target_households")] += 1
-            if reached_in:
-                counts[(area, ALL, "reached_households")] += 1
-            if self.status == "graduated":
-                counts[(area, ALL, "graduated_households")] += 1
-            for dimension in self.dimensions:
-                counts[(area, dimension, "target_households")] += 1
-                if self.status == "graduated":
-                    counts[(area, dimension, "graduated_households")] += 1
-            for dimension in reached_in:
-                counts[(area, dimension, "reached_households")] += 1
+        graduated = self.status == "graduated"
+        counts[(ALL, "target_households")] += 1
+        if any(n > 0 for n in self.live.values()):
+            counts[(ALL, "reached_households")] += 1
+        if graduated:
+            counts[(ALL, "graduated_households")] += 1
+        for dimension in self.dimensions:
+            counts[(dimension, "target_households")] += 1
+            if graduated:
+                counts[(dimension, "graduated_households")] += 1
+        for dimension in {d for d, n in self.live.items() if n > 0}:
+            counts[(dimension, "reached_households")] += 1
         return counts
 
 
@@ -77,27 +85,37 @@ class InterventionFact:
     def counted(self) -> bool:
         return not self.superseded and self.status is not None
 
-    def contribution(self) -> tuple[Counter[Cell], dict[tuple[str, ...], Decimal]]:
-        """Counts by (area, dimension, status) and by (area, "menu", menu, status); and THB
-        delivered by (area, dimension) and by (area, "menu", menu, "completed")."""
-        counts: Counter[Cell] = Counter()
-        amounts: dict[tuple[str, ...], Decimal] = {}
+    def contribution(self) -> tuple[Counter[Share], dict[str, Decimal]]:
+        """In each of its areas: counts by (dimension or "all" or "menu:CODE", status); and THB
+        delivered by dimension or "all" or "menu:CODE"."""
+        counts: Counter[Share] = Counter()
+        amounts: dict[str, Decimal] = {}
         if not self.counted():
             return counts, amounts
         assert self.status is not None
         delivered = self.amount_thb if self.status == "completed" and self.amount_thb else None
-        for area in areas_of(self.area_code):
-            for dimension in (ALL, self.dimension):
-                counts[(area, dimension, self.status)] += 1
-                if delivered:
-                    amounts[(area, dimension)] = delivered
-            counts[(area, f"menu:{self.menu_code}", self.status)] += 1
+        menu = f"menu:{self.menu_code}"
+        for key in (ALL, self.dimension, menu):
+            counts[(key, self.status)] += 1
             if delivered:
-                amounts[(area, f"menu:{self.menu_code}")] = delivered
+                amounts[key] = delivered
         return counts, amounts
 
 
-def difference(new: Counter[Cell], old: Counter[Cell]) -> dict[Cell, int]:
-    """new − old, keeping only what changed."""
-    keys = set(new) | set(old)
-    return {k: new[k] - old[k] for k in keys if new[k] != old[k]}
+def changes(
+    old_area: str, old: Mapping[K, Any], new_area: str, new: Mapping[K, Any]
+) -> Iterator[tuple[str, K, Any]]:
+    """(area, key, new − old) for every number that changed when a fact went from `old` in
+    `old_area` to `new` in `new_area`; the areas above them change alike."""
+    if old_area == new_area:
+        for key in new.keys() | old.keys():
+            delta = new.get(key, 0) - old.get(key, 0)
+            if delta:
+                yield new_area, key, delta
+        return
+    for key, value in old.items():
+        if value:
+            yield old_area, key, -value
+    for key, value in new.items():
+        if value:
+            yield new_area, key, value
