@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.logbook.api import routers
 from services.logbook.api.imports import LOGBOOK_IMPORT_PATH
-from services.logbook.events import DURABLE, HANDLERS, load_batch, write_batch
+from services.logbook.events import BATCH_SIZE, DURABLE, HANDLERS, load_batch, write_batch
 from services.logbook.imports.jobs import Importer
 from services.logbook.registry_client import RegistryClient
 from services.logbook.settings import LogbookSettings
@@ -46,6 +46,7 @@ def create_app(
             handlers=HANDLERS,
             on_begin=load_batch,
             before_commit=write_batch,
+            batch_size=BATCH_SIZE,
         )
         app.state.consumer = consumer
         importer = Importer(

@@ -27,6 +27,9 @@ from shared.events.registry import (
 )
 
 DURABLE = "logbook-households"
+# Events applied in one transaction at most, when that many wait: a batch costs a few
+# statements whatever its size (a national target list sends millions at once).
+BATCH_SIZE = 1000
 
 
 class NotKnownYet(LookupError):

@@ -76,10 +76,14 @@ class LogbookRepository:
         return (await self.session.exec(query)).all()
 
     async def insert_households(self, rows: Sequence[dict[str, Any]], *, replace: bool) -> None:
-        """Add these households; one already there is left as it is, or replaced."""
+        """Add these households; one already there is left as it is, or replaced.
+
+        The rows go as parameters of one statement compiled once (SQLAlchemy sends them in
+        multi-row batches); a multi-row `VALUES` built per call was compiled anew every time.
+        """
         if not rows:
             return
-        statement = insert(HouseholdRef).values(list(rows))
+        statement = insert(HouseholdRef)
         if replace:
             updates = {k: statement.excluded[k] for k in rows[0] if k != "id"}
             statement = statement.on_conflict_do_update(
@@ -87,7 +91,7 @@ class LogbookRepository:
             )
         else:
             statement = statement.on_conflict_do_nothing()
-        await self.session.exec(statement)
+        await self.session.exec(statement, params=list(rows))
 
     async def upsert_household(self, values: dict[str, Any]) -> None:
         await self.insert_households([values], replace=True)
@@ -127,9 +131,9 @@ class LogbookRepository:
         return await self.session.get(PersonRef, person_id)
 
     async def add_household_statuses(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
+        if rows:  # as `insert_households`: one compiled statement, the rows as parameters
             await self.session.exec(
-                insert(HouseholdStatusRef).values(list(rows)).on_conflict_do_nothing()
+                insert(HouseholdStatusRef).on_conflict_do_nothing(), params=list(rows)
             )
 
     # Visits

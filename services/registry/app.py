@@ -33,6 +33,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             durable=events.DURABLE,
             handlers=events.HANDLERS,
             before_commit=events.move_on(vault, settings.events_namespace),
+            batch_size=events.BATCH_SIZE,
         )
         app.state.consumer = consumer
         importer = Importer(app.state.engine, vault, namespace=settings.events_namespace)

@@ -25,6 +25,9 @@ from shared.outbox import Outbox
 from shared.pii import CitizenIdVault
 
 DURABLE = "registry-progress"
+# Events applied in one transaction at most, when that many wait: a batch costs a few
+# statements whatever its size (a national history sends millions at once).
+BATCH_SIZE = 1000
 LOGBOOK = Caller(subject="service:logbook", role=Role.system, area="TH")
 _FIRSTS = "registry.first_entries"  # in the session's info: household -> why it moves on
 
