@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Query, Request
+from fastapi import Query, Request, Response
 from starlette.requests import ClientDisconnect
 
+from shared.auth import Caller
 from shared.errors import BadRequest, FieldError, Unprocessable, UnsupportedMediaType
 from shared.imports.csvparser import CsvFormatError
 from shared.imports.jobs import ImportRunner
+from shared.outbox import trace_headers
 
 # PostgreSQL text cannot hold U+0000: a field error, not a 500 when the job is stored.
 FilenameQuery = Annotated[
@@ -39,11 +41,25 @@ def check_media_type(request: Request) -> None:
         raise UnsupportedMediaType("send the file as UTF-8 (charset=utf-8)")
 
 
-async def stage_upload(
+async def start_upload(
+    importer: ImportRunner[Any],
+    job_id: UUID,
+    request: Request,
+    response: Response,
+    caller: Caller,
+    location: str,
+) -> None:
+    """Stream the request's body into the job's staging, then leave the checks and the move-in
+    to the background and point the answer at the job. An unreadable file or a broken upload
+    is the client's error (the job, failed, stays at `location`)."""
+    await _stage(importer, job_id, request, location)
+    importer.complete_in_background(job_id, caller, trace_headers(request))
+    response.headers["Location"] = location
+
+
+async def _stage(
     importer: ImportRunner[Any], job_id: UUID, request: Request, location: str
 ) -> None:
-    """Stream the request's body into the job's staging; an unreadable file or a broken
-    upload is the client's error (the job, failed, stays at `location`)."""
     try:
         await importer.stage(job_id, request.stream())
     except CsvFormatError as exc:

@@ -22,8 +22,7 @@ from shared.errors import (
     responses,
 )
 from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
-from shared.imports.api import FilenameQuery, check_media_type, csv_body, stage_upload
-from shared.outbox import trace_headers
+from shared.imports.api import FilenameQuery, check_media_type, csv_body, start_upload
 from shared.pagination import CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/v1/imports/logbook", tags=["imports"])
@@ -91,9 +90,7 @@ async def import_logbook(
             return await importer.summary(first, caller, limit=0)
     job_id = await importer.create(caller, filename, idempotency_key)
     location = f"{LOGBOOK_IMPORT_PATH}/{job_id}"
-    await stage_upload(importer, job_id, request, location)
-    importer.complete_in_background(job_id, caller, trace_headers(request))
-    response.headers["Location"] = location
+    await start_upload(importer, job_id, request, response, caller, location)
     return await importer.summary(job_id, caller, limit=0)
 
 

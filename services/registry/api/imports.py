@@ -17,8 +17,7 @@ from shared.errors import (
     UnsupportedMediaType,
     responses,
 )
-from shared.imports.api import FilenameQuery, check_media_type, csv_body, stage_upload
-from shared.outbox import trace_headers
+from shared.imports.api import FilenameQuery, check_media_type, csv_body, start_upload
 from shared.pagination import CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
@@ -61,9 +60,7 @@ async def import_households(
     importer = _importer(request)
     job_id = await importer.create(caller, filename)
     location = f"/v1/imports/{job_id}"
-    await stage_upload(importer, job_id, request, location)
-    importer.complete_in_background(job_id, caller, trace_headers(request))
-    response.headers["Location"] = location
+    await start_upload(importer, job_id, request, response, caller, location)
     return await importer.summary(job_id, caller, limit=0)
 
 
