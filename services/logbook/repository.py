@@ -127,6 +127,14 @@ class LogbookRepository:
             )
         )
 
+    async def add_persons(self, household_id: UUID, person_ids: Sequence[UUID]) -> None:
+        """Note these persons as the household's members; one already known is left alone."""
+        if person_ids:
+            await self.session.exec(
+                insert(PersonRef).on_conflict_do_nothing(),
+                params=[{"id": p, "household_id": household_id} for p in person_ids],
+            )
+
     async def get_person(self, person_id: UUID) -> PersonRef | None:
         return await self.session.get(PersonRef, person_id)
 

@@ -246,6 +246,10 @@ class RegistryRepository:
             )
         ).all()
 
+    async def person_ids_of(self, household_id: UUID) -> list[UUID]:
+        query = select(Person.id).where(Person.household_id == household_id)
+        return list((await self.session.exec(query.order_by(col(Person.id)))).all())
+
     async def citizen_indexes_taken(
         self, indexes: Sequence[bytes], *, other_than: UUID | None = None
     ) -> set[bytes]:

@@ -19,7 +19,14 @@ from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
 from shared.events import stream_name
 from shared.settings import DEV_INTERNAL_KEY
 from tests.conftest import ClientFactory, db_rows, eventually, running
-from tests.logbook.support import VISIT, count, household, organization, wait_known
+from tests.logbook.support import (
+    VISIT,
+    count,
+    household,
+    intervention,
+    organization,
+    wait_known,
+)
 
 
 async def test_registry_down_stops_no_write_for_a_known_household(
@@ -67,6 +74,60 @@ async def test_a_household_just_registered_is_asked_of_the_registry_once(
             "/v1/households/0195f0c4-0000-7000-8000-000000000002/visits", json=VISIT
         )
         assert missing.status_code == 404
+
+
+async def test_a_member_just_added_is_asked_of_the_registry_with_the_household(
+    as_caller: ClientFactory, registry_app: FastAPI, logbook_settings: LogbookSettings
+) -> None:
+    admin = as_caller("national_admin", "TH")
+    calls: list[str] = []
+
+    async def counting(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        transport = httpx.ASGITransport(app=registry_app)
+        return await transport.handle_async_request(request)
+
+    # No consumer: the logbook hears of households and members only by asking.
+    settings = logbook_settings.model_copy(update={"consumer_enabled": False})
+    async with running(
+        create_logbook(settings, registry_transport=httpx.MockTransport(counting))
+    ) as logbook:
+        registered = await admin.post(
+            "/v1/households",
+            json={"area_code": "240101", "members": [{"first_name": "สมชาย", "last_name": "ใจดี"}]},
+        )
+        assert registered.status_code == 201, registered.text
+        household_id = registered.json()["id"]
+        first = registered.json()["members"][0]["id"]
+        officer = as_caller("district_officer", "2401", app=logbook)
+        given = await officer.post(
+            "/v1/interventions", json=intervention(household_id, person_id=first)
+        )
+        assert given.status_code == 201, given.text
+        assert calls == [f"/internal/households/{household_id}"]
+
+        added = await admin.post(
+            f"/v1/households/{household_id}/members",
+            json={"first_name": "สมหญิง", "last_name": "ใจดี"},
+        )
+        assert added.status_code == 201, added.text
+        given = await officer.post(
+            "/v1/interventions", json=intervention(household_id, person_id=added.json()["id"])
+        )
+        assert given.status_code == 201, given.text
+        assert len(calls) == 2
+
+        other = await admin.post(
+            "/v1/households",
+            json={"area_code": "240101", "members": [{"first_name": "มานะ", "last_name": "อดทน"}]},
+        )
+        stranger = other.json()["members"][0]["id"]
+        refused = await officer.post(
+            "/v1/interventions", json=intervention(household_id, person_id=stranger)
+        )
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["person_id"]
+        assert await count(settings, "intervention") == 2
 
 
 def _client(app: FastAPI, role: str, area: str, team: str | None = None) -> httpx.AsyncClient:

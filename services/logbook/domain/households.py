@@ -17,9 +17,27 @@ async def known_household(ctx: Context, household_id: UUID) -> HouseholdRef | No
     household = await ctx.repo.get_household(household_id)
     if household is not None:
         return household
+    if not await _learn(ctx, household_id):
+        return None
+    return await ctx.repo.get_household(household_id)
+
+
+async def is_member(ctx: Context, household_id: UUID, person_id: UUID) -> bool:
+    """Whether the person belongs to the household. A person never changes household, so
+    the read model's answer stands once it knows the person; a person it has not heard of
+    yet (added a moment ago) is asked of the registry with the household."""
+    person = await ctx.repo.get_person(person_id)
+    if person is None and await _learn(ctx, household_id):
+        person = await ctx.repo.get_person(person_id)
+    return person is not None and person.household_id == household_id
+
+
+async def _learn(ctx: Context, household_id: UUID) -> bool:
+    """Put the registry's word on the household and its members into the read model;
+    whether the household exists."""
     found = await ctx.registry.household(household_id)
     if found is None:
-        return None
+        return False
     values = {
         "id": household_id,
         "area_code": found["area_code"],
@@ -27,7 +45,8 @@ async def known_household(ctx: Context, household_id: UUID) -> HouseholdRef | No
         "status": found["status"],
     }
     await ctx.repo.upsert_household(values)
-    return await ctx.repo.get_household(household_id)
+    await ctx.repo.add_persons(household_id, [UUID(p) for p in found.get("person_ids", [])])
+    return True
 
 
 async def readable_household(ctx: Context, household_id: UUID) -> HouseholdRef:

@@ -8,7 +8,11 @@ from typing import Any
 from uuid import UUID
 
 from services.logbook.domain.context import Context
-from services.logbook.domain.households import readable_household, writable_household
+from services.logbook.domain.households import (
+    is_member,
+    readable_household,
+    writable_household,
+)
 from services.logbook.models import Intervention, InterventionStatusChange
 from services.logbook.schemas import (
     InterventionCorrection,
@@ -61,8 +65,7 @@ async def _check_entry(ctx: Context, household_id: UUID, fields: dict[str, Any])
         if agency is None or agency.kind != "agency":
             errors.append(FieldError(field="agency_id", message="no such agency"))
     if fields.get("person_id") is not None:
-        person = await ctx.repo.get_person(fields["person_id"])
-        if person is None or person.household_id != household_id:
+        if not await is_member(ctx, household_id, fields["person_id"]):
             errors.append(FieldError(field="person_id", message="not a member of the household"))
     completed_at = fields.get("completed_at")
     if completed_at is not None and _aware(completed_at) > datetime.now(UTC) + CLOCK_SKEW:

@@ -20,10 +20,18 @@ class HouseholdSummary(BaseModel):
     area_code: str
     mentor_team_id: UUID | None
     status: str
+    person_ids: list[UUID]
 
 
 @router.get("/households/{household_id}", response_model=HouseholdSummary)
 async def household_summary(ctx: ContextDep, household_id: UUID) -> HouseholdSummary:
-    """A household's id, area, team and status, for a service (role `system`)."""
-    household = await households.summary(ctx, household_id)
-    return HouseholdSummary.model_validate(household, from_attributes=True)
+    """A household's id, area, team, status and its members' ids, for a service (role
+    `system`)."""
+    household, person_ids = await households.summary(ctx, household_id)
+    return HouseholdSummary(
+        id=household.id,
+        area_code=household.area_code,
+        mentor_team_id=household.mentor_team_id,
+        status=household.status,
+        person_ids=person_ids,
+    )

@@ -715,13 +715,13 @@ async def lookup_person(ctx: Context, citizen_id: str, reason: str) -> PersonPub
 # For the other services
 
 
-async def summary(ctx: Context, household_id: UUID) -> Household:
-    """A household's id, area, team and status, for another service acting on it."""
+async def summary(ctx: Context, household_id: UUID) -> tuple[Household, list[UUID]]:
+    """A household and its members' ids, for another service acting on it."""
     ctx.caller.require(frozenset({Role.system}), "read household summaries")
     household = await ctx.repo.get_household(household_id)
     if household is None or not ctx.caller.sees(household.area_code):
         raise ResourceNotFound(f"no household {household_id}")
-    return household
+    return household, await ctx.repo.person_ids_of(household_id)
 
 
 async def start_progress(ctx: Context, reasons: Mapping[UUID, str]) -> int:
