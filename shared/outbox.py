@@ -104,32 +104,37 @@ class Outbox:
 
     def add(self, data: EventData, *, subject: str | UUID, area_code: str) -> Event:
         """Stage one event in the current transaction."""
-        event = Event.of(data, source=self.source, subject=subject, area_code=area_code)
+        event = self.event(data, subject=subject, area_code=area_code)
         self.session.add(self._row(event, tracing.with_current_context(self.headers)))
         mark_events_staged(self.session)
         return event
 
+    def event(self, data: EventData, *, subject: str | UUID, area_code: str) -> Event:
+        """The event of this data, from this service, not staged yet (for `add_many`)."""
+        return Event.of(data, source=self.source, subject=subject, area_code=area_code)
+
     async def add_many(self, events: Sequence[Event]) -> None:
-        """Stage many events with one statement (bulk paths)."""
+        """Stage many events with one statement (bulk paths): plain rows, no ORM object each
+        (making one costs tens of microseconds, more than its share of the statement)."""
         if not events:
             return
         headers = tracing.with_current_context(self.headers)
-        rows = [
-            self._row(e, headers).model_dump(exclude={"seq", "created_at", "sent_at"})
-            for e in events
-        ]
+        rows = [self._values(e, headers) for e in events]
         await self.session.exec(sa.insert(OutboxMessage), params=rows)
         mark_events_staged(self.session)
 
     def _row(self, event: Event, headers: dict[str, str]) -> OutboxMessage:
+        return OutboxMessage(**self._values(event, headers))
+
+    def _values(self, event: Event, headers: dict[str, str]) -> dict[str, Any]:
         # The headers carry the trace context of the span current when the event was staged
         # (a request's, or the consumer's that applied an event): the relay sends them on.
-        return OutboxMessage(
-            id=event.id,
-            subject=subject_for(event.type, self.namespace),
-            payload=event.model_dump(mode="json"),
-            headers=headers,
-        )
+        return {
+            "id": event.id,
+            "subject": subject_for(event.type, self.namespace),
+            "payload": event.model_dump(mode="json"),
+            "headers": headers,
+        }
 
 
 PRUNE_EVERY_SECONDS = 60.0

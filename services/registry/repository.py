@@ -8,7 +8,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registry.models import (
@@ -51,6 +51,11 @@ class RegistryRepository:
 
     def add(self, *rows: Any) -> None:
         self.session.add_all(rows)
+
+    async def insert_rows(self, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
+        """New rows of one table, as plain values, in one statement (bulk paths)."""
+        if rows:
+            await self.session.exec(sa.insert(model), params=list(rows))
 
     # Areas and indicators
 
