@@ -81,6 +81,12 @@ class Bus:
                 self._streams_ready = True
             return self._js
 
+    async def client(self) -> NATS:
+        """The connected client (with the streams in place), as `jetstream()`."""
+        await self.jetstream()
+        assert self._nc is not None
+        return self._nc
+
     async def ready(self) -> bool:
         """Whether NATS answers with the streams in place; never waits on another's attempt."""
         if self.connected and self._streams_ready:

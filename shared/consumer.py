@@ -37,6 +37,7 @@ from shared.bus import Bus
 from shared.db import database_unavailable, run, transaction
 from shared.events import Event, stream_name
 from shared.health import CheckResult
+from shared.pull import PullConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class Consumer:
             "last_error": self.last_error,
         }
 
-    async def _subscribe(self) -> Any:
+    async def _subscribe(self) -> PullConsumer:
         js = await self.bus.jetstream()
         config = ConsumerConfig(
             durable_name=self.durable,
@@ -177,7 +178,7 @@ class Consumer:
             max_deliver=-1,
             max_ack_pending=self.batch_size * 10,
         )
-        return await js.pull_subscribe("", durable=self.durable, stream=self.stream, config=config)
+        return await PullConsumer.bind(await self.bus.client(), js, self.stream, config)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pull and apply batches until `stop` is set, riding out NATS and database outages."""
@@ -209,14 +210,10 @@ class Consumer:
             self.state = "stopped"
             await _unsubscribe(subscription)
 
-    async def _fetch(self, subscription: Any, stop: asyncio.Event) -> list[Msg]:
-        """The next batch, or nothing when none came within a second or `stop` was set.
-
-        nats.py's `fetch(n)`, once it had to wait for a first message, waits on for all `n` or
-        its whole timeout: an event arriving at an idle consumer would sit there up to a
-        second. So: wait for one, then take at once whatever else is there.
-        """
-        fetch = asyncio.ensure_future(subscription.fetch(1, timeout=1))
+    async def _fetch(self, subscription: PullConsumer, stop: asyncio.Event) -> list[Msg]:
+        """The next batch: the events waiting, up to `batch_size`; else the first to arrive
+        within a second (with whatever came behind it); nothing once `stop` is set."""
+        fetch = asyncio.ensure_future(subscription.fetch_first(self.batch_size, wait=1))
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -226,13 +223,9 @@ class Consumer:
                 await fetch
             return []
         try:
-            messages: list[Msg] = fetch.result()
-        except (NatsTimeoutError, TimeoutError):  # nats.py raises either when nothing came
+            return fetch.result()
+        except (NatsTimeoutError, TimeoutError):
             return []
-        if self.batch_size > 1 and messages[-1].metadata.num_pending:
-            with contextlib.suppress(NatsTimeoutError, TimeoutError):
-                messages += await subscription.fetch(self.batch_size - 1, timeout=0.2)
-        return messages
 
     async def apply(
         self,

@@ -45,7 +45,7 @@ async def test_an_event_met_while_the_database_is_away_waits_for_it(servers: Ser
         await js.publish(subject_for(event.type, namespace), event.model_dump_json().encode())
         subscription = await consumer._subscribe()
         for delivery in range(1, consumer.max_deliver + 2):
-            (message,) = await subscription.fetch(1, timeout=5)
+            (message,) = await subscription.fetch_first(1, wait=5)
             assert message.metadata.num_delivered == delivery
             with pytest.raises(Exception) as raised:
                 await consumer.handle_batch([message])
@@ -54,7 +54,7 @@ async def test_an_event_met_while_the_database_is_away_waits_for_it(servers: Ser
         # More deliveries than the tries an event gets: never dead-lettered, never dropped.
         info = await js.consumer_info(stream_name("REGISTRY", namespace), "outage")
         assert info.num_redelivered >= 1
-        (message,) = await subscription.fetch(1, timeout=5)
+        (message,) = await subscription.fetch_first(1, wait=5)
         assert message.metadata.num_delivered == consumer.max_deliver + 2
         assert applied == []
     finally:
