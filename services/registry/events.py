@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registry.domain import households
@@ -36,13 +37,22 @@ def _note(session: AsyncSession, household_id: UUID, reason: str) -> None:
     session.info.setdefault(_FIRSTS, {}).setdefault(household_id, reason)
 
 
+class Entry(BaseModel):
+    """What the registry reads of a logbook entry's event: whose entry it is and, for an
+    intervention, its status. The rest is the logbook's to validate; reading it all here was
+    an eighth of the consumer's time per event."""
+
+    household_id: UUID
+    status: str | None = None
+
+
 async def on_visit(session: AsyncSession, event: Event) -> None:
-    data = VisitRecorded.model_validate(event.data)
+    data = Entry.model_validate(event.data)
     _note(session, data.household_id, "first visit recorded")
 
 
 async def on_intervention(session: AsyncSession, event: Event) -> None:
-    data = InterventionRecorded.model_validate(event.data)
+    data = Entry.model_validate(event.data)
     if data.status != "cancelled":
         _note(session, data.household_id, "intervention recorded")
 

@@ -476,7 +476,6 @@ def _transition(ctx: Context, household: Household, body: StatusTransition) -> d
     household.status = body.status.value
     household.version += 1
     household.updated_at = datetime.now(UTC)
-    ctx.repo.add(household)
     ctx.audit(
         household,
         entity="household",
@@ -574,7 +573,6 @@ def _assign(ctx: Context, household: Household, team: Organization | None) -> bo
     household.mentor_team_id = team_id
     household.version += 1
     household.updated_at = datetime.now(UTC)
-    ctx.repo.add(household)
     ctx.audit(
         household,
         entity="household",
