@@ -37,7 +37,7 @@ from shared.bus import Bus
 from shared.db import database_unavailable, run, transaction
 from shared.events import Event, stream_name
 from shared.health import CheckResult
-from shared.pull import PullConsumer
+from shared.jetstream import PullConsumer
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from shared import tracing
 from shared.bus import Bus
 from shared.db import mark_events_staged, run, transaction
 from shared.events import Event, EventData, subject_for
+from shared.jetstream import BatchPublisher
 from shared.logging import REQUEST_ID_HEADER, current_request_id
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
@@ -165,6 +166,7 @@ class OutboxRelay:
         self._next_prune = 0.0
         self._next_backlog = 0.0
         self._wake = asyncio.Event()
+        self._batch_publisher: BatchPublisher | None = None
         bus.on_reconnect(self.wake)  # publish what waited as soon as NATS is back
 
     def wake(self) -> None:
@@ -176,7 +178,7 @@ class OutboxRelay:
 
         Raises NatsUnavailable, before taking any row, while NATS is away.
         """
-        js = await self.bus.jetstream()
+        publisher = await self._publisher()
         table = OutboxMessage.__table__.c  # type: ignore[attr-defined]
         async with transaction(self.sessionmaker) as session:
             # Core columns, the payload as text: no ORM objects and no JSON round trip.
@@ -198,15 +200,13 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            futures = [
-                await js.publish_async(
-                    row.subject,
-                    row.payload.encode(),
-                    headers={**row.headers, "Nats-Msg-Id": str(row.id)},
-                )
-                for row in rows
-            ]
-            await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout)
+            await publisher.publish(
+                [
+                    (row.subject, row.payload.encode(), {**row.headers, "Nats-Msg-Id": str(row.id)})
+                    for row in rows
+                ],
+                within=self.ack_timeout,
+            )
             await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.seq).in_([row.seq for row in rows]))
@@ -214,6 +214,16 @@ class OutboxRelay:
             )
         OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows)
+
+    async def _publisher(self) -> BatchPublisher:
+        """The publisher on the bus's current connection (a new one after the bus made a new
+        connection); NatsUnavailable while NATS is away."""
+        nc = await self.bus.client()
+        if self._batch_publisher is None or self._batch_publisher.nc is not nc:
+            if self._batch_publisher is not None:
+                await self._batch_publisher.close()
+            self._batch_publisher = await BatchPublisher.start(nc)
+        return self._batch_publisher
 
     async def backlog(self) -> int:
         async with self.sessionmaker() as session:

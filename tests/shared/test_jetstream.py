@@ -1,4 +1,4 @@
-"""Batches of a durable pull consumer: in order, at once when waiting, promptly when idle."""
+"""JetStream a batch at a time: pulled in order and promptly, published once and whole."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
 
-from shared.pull import PullConsumer
+from shared.jetstream import BatchPublisher, PullConsumer
 from tests.conftest import Servers
 
 
@@ -110,3 +110,37 @@ async def test_a_deleted_consumer_is_an_error_not_an_empty_batch(
         await puller.fetch_first(10, wait=5)
     assert time.perf_counter() - started < 1.5  # said at once, not after the wait
     await puller.unsubscribe()
+
+
+async def test_a_batch_is_published_in_order_once_however_often_it_is_sent(
+    stream: tuple[NATS, JetStreamContext, str],
+) -> None:
+    nc, js, name = stream
+    publisher = await BatchPublisher.start(nc)
+    batch = [
+        (f"{name.lower()}.event", str(n).encode(), {"Nats-Msg-Id": f"id-{n}"}) for n in range(300)
+    ]
+    await publisher.publish(batch, within=5)
+    await publisher.publish(batch[:100], within=5)  # sent again (a relay that lost its commit)
+    assert (await js.stream_info(name)).state.messages == 300
+    puller = await _bind(nc, js, name, "published")
+    seen: list[int] = []
+    while len(seen) < 300:
+        seen += await _take(puller, 1000)
+    assert seen == list(range(300))
+    await puller.unsubscribe()
+    await publisher.close()
+
+
+async def test_a_message_no_stream_takes_fails_its_batch(
+    stream: tuple[NATS, JetStreamContext, str],
+) -> None:
+    nc, js, name = stream
+    publisher = await BatchPublisher.start(nc)
+    batch = [(f"{name.lower()}.event", b"1", {}), ("nowhere.at.all", b"2", {})]
+    with pytest.raises(APIError):
+        await publisher.publish(batch, within=5)
+    # The publisher goes on with the next batch.
+    await publisher.publish([(f"{name.lower()}.event", b"3", {})], within=5)
+    assert (await js.stream_info(name)).state.messages == 2
+    await publisher.close()
