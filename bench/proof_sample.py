@@ -27,10 +27,10 @@ from services.analytics.events import LOGBOOK_DURABLE, REGISTRY_DURABLE
 from services.logbook.events import DURABLE as LOGBOOK_OWN_DURABLE
 from services.registry.events import DURABLE as REGISTRY_OWN_DURABLE
 from shared.events import stream_name
+from shared.outbox import BACKLOG_SQL as BACKLOG
 
 ANALYTICS = [("REGISTRY", REGISTRY_DURABLE), ("LOGBOOK", LOGBOOK_DURABLE)]
 OTHERS = [("LOGBOOK", REGISTRY_OWN_DURABLE), ("REGISTRY", LOGBOOK_OWN_DURABLE)]
-BACKLOG = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
 
 
 OLDEST = "SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE sent_at IS NULL"

@@ -141,6 +141,25 @@ async def test_committed_events_are_published_with_their_id_and_marked_sent(
     assert envelope["data"] == {"n": 0, "note": "ครัวเรือนเป้าหมาย"}
 
 
+async def test_the_backlog_is_the_events_not_yet_published(
+    registry_settings: RegistrySettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_relay: Callable[..., OutboxRelay],
+) -> None:
+    namespace = registry_settings.events_namespace
+    relay = make_relay(batch_size=4)
+    assert await relay.backlog() == 0
+    await write_events(sessionmaker, namespace, 10)
+    assert await relay.backlog() == 10
+    assert await relay.relay_once() == 4
+    assert await relay.backlog() == 6
+    await write_events(sessionmaker, namespace, 2)
+    assert await relay.backlog() == 8
+    while await relay.relay_once():
+        pass
+    assert await relay.backlog() == 0
+
+
 async def test_a_rolled_back_change_publishes_nothing(
     registry_settings: RegistrySettings,
     sessionmaker: async_sessionmaker[AsyncSession],
