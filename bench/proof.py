@@ -91,6 +91,8 @@ SIZES = {
     "tiny": Size("tiny", 60, 600, 120, 200, 8, 8, 16, 3, 120, ("24",)),
     # Chiang Mai, Nakhon Ratchasima, Chachoengsao and Songkhla: north, north-east, east, south.
     "small": Size("small", 1000, 10_000, 600, 6000, 60, 16, 100, 40, 300, ("50", "30", "24", "90")),
+    # A tenth of the country, to time each step and see how it grows on the way to national.
+    "tenth": Size("tenth", 100_000, 1_000_000, 1200, 20_000, 180, 32, 300, 60, 3600),
     # The national data set: 1,000,000 households (about 3.5 million persons) and 10,000,000
     # logbook entries over three years.
     "national": Size("national", 1_000_000, 10_000_000, 7200, 200_000, 900, 32, 1000, 100, 7200),

@@ -33,7 +33,10 @@ ANALYTICS = [("REGISTRY", REGISTRY_DURABLE), ("LOGBOOK", LOGBOOK_DURABLE)]
 OTHERS = [("LOGBOOK", REGISTRY_OWN_DURABLE), ("REGISTRY", LOGBOOK_OWN_DURABLE)]
 
 
-OLDEST = "SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE sent_at IS NULL"
+# The first pending row by the relay's order (an index lookup, not a scan of the backlog).
+OLDEST = """
+SELECT extract(epoch FROM now() - created_at) FROM outbox WHERE sent_at IS NULL
+ORDER BY seq LIMIT 1"""
 
 
 @dataclass

@@ -16,12 +16,16 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 class ProofSize(StrEnum):
     small = "small"
+    tenth = "tenth"
     national = "national"
 
 
 def bench(
     size: Annotated[
-        ProofSize, typer.Option(help="small: minutes; national: 1,000,000 households")
+        ProofSize,
+        typer.Option(
+            help="small: minutes; tenth: 100,000 households; national: 1,000,000 households"
+        ),
     ] = ProofSize.small,
     out: Annotated[
         Path, typer.Option(help="Where report.md, latency_lag.svg and results.json go")
