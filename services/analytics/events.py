@@ -6,7 +6,6 @@ contributions to the totals of every area above them: a few statements per event
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -19,7 +18,6 @@ from services.analytics.domain.contributions import (
     STATUS_RANK,
     HouseholdFact,
     InterventionFact,
-    Share,
     areas_of,
     changes,
 )
@@ -180,7 +178,7 @@ class Change:
         row[measure] = row.get(measure, 0) + delta
 
     def household(self, before: HouseholdFact | None, after: HouseholdFact) -> None:
-        old = before.contribution() if before else Counter[Share]()
+        old = before.contribution() if before else {}
         old_area = before.area_code if before else after.area_code
         for area, (dimension, measure), delta in changes(
             old_area, old, after.area_code, after.contribution()
@@ -193,7 +191,7 @@ class Change:
 
     def intervention(self, before: InterventionFact | None, after: InterventionFact) -> None:
         new_counts, new_amounts = after.contribution()
-        old_counts, old_amounts = before.contribution() if before else (Counter[Share](), {})
+        old_counts, old_amounts = before.contribution() if before else ({}, {})
         old_area = before.area_code if before else after.area_code
         for area, (key, status), delta in changes(
             old_area, old_counts, after.area_code, new_counts
