@@ -123,16 +123,19 @@ class Batch:
 
 def _touched(events: Sequence[Event]) -> tuple[set[UUID], set[UUID]]:
     """The households and interventions a batch's events name."""
-    households: set[UUID] = set()
-    interventions: set[UUID] = set()
+    # Each id is parsed once however many events name it (a household's are several).
+    households: set[Any] = set()
+    interventions: set[Any] = set()
     for event in events:
         data = event.data
-        households.update(UUID(str(data[k])) for k in ("household_id",) if data.get(k))
+        if household := data.get("household_id"):
+            households.add(str(household))
         if event.type.startswith("logbook."):
-            interventions.update(
-                UUID(str(data[k])) for k in ("intervention_id", "supersedes") if data.get(k)
-            )
-    return households, interventions
+            if intervention := data.get("intervention_id"):
+                interventions.add(str(intervention))
+            if superseded := data.get("supersedes"):
+                interventions.add(str(superseded))
+    return {UUID(h) for h in households}, {UUID(i) for i in interventions}
 
 
 async def load_batch(session: AsyncSession, events: Sequence[Event]) -> None:
