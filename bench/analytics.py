@@ -6,7 +6,8 @@ baseline of the same run:
 1. throughput: `--events` registry and logbook events (households registered, interventions
    recorded and moved on, in real villages of every province) published into the streams, then
    drained by the analytics app's two consumers, against a bare nats-py pull consumer of its own
-   that only fetches and acks the same messages;
+   that only fetches and acks the same messages; with the CPU seconds per 1,000 events of the
+   consumers' process and of PostgreSQL while they drain;
 2. delay: registry, logbook and analytics each served by uvicorn in a child process; mentors
    write interventions at a steady `--rate`, and a poller of `GET /v1/progress/TH` notes when
    the totals include each write; against the write's own latency and a bare `js.publish` →
@@ -43,6 +44,7 @@ import httpx
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from bench.import_households import _own_cpu, _server_cpu
 from bench.logbook_writes import Arrivals, bare_event_delays
 from bench.support import Served, delays_ms, serve
 from pinpoint.devservers import LocalNats, LocalPostgres, free_port
@@ -208,13 +210,15 @@ async def bare_consume(nats_url: str, namespace: str, counts: dict[str, int]) ->
 
 async def analytics_consume(
     database_url: str, nats_url: str, namespace: str, count: int
-) -> tuple[float, int]:
+) -> tuple[float, float, int]:
     """Events/s the analytics app's consumers apply (from its start until every event is
-    applied), and the country's target households once they have."""
+    applied), the CPU seconds this process spent meanwhile, and the country's target households
+    once they have."""
     settings = AnalyticsSettings(
         database_url=database_url, nats_url=nats_url, events_namespace=namespace
     )
     app = create_analytics(settings)
+    cpu = _own_cpu()
     started = time.perf_counter()
     async with app.router.lifespan_context(app):
         while sum(c.applied for c in app.state.consumers) < count:
@@ -222,6 +226,7 @@ async def analytics_consume(
                 raise TimeoutError("analytics did not apply every event within 30 minutes")
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
+        cpu = _own_cpu() - cpu
     conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
     try:
         target = await conn.fetchval(
@@ -230,10 +235,11 @@ async def analytics_consume(
         )
     finally:
         await conn.close()
-    return count / elapsed, int(target)
+    return count / elapsed, cpu, int(target)
 
 
-async def throughput(server: str, nats_url: str, count: int) -> dict[str, Any]:
+async def throughput(postgres: LocalPostgres, nats_url: str, count: int) -> dict[str, Any]:
+    server = f"postgres@127.0.0.1:{postgres.port}"
     database_url = f"postgresql+asyncpg://{server}/analytics_throughput"
     await asyncio.to_thread(upgrade, ANALYTICS_MIGRATIONS, database_url)
     subdistricts = await _subdistricts(f"postgresql://{server}/analytics_throughput")
@@ -243,7 +249,12 @@ async def throughput(server: str, nats_url: str, count: int) -> dict[str, Any]:
     bare = await bare_consume(
         nats_url, namespace, {"REGISTRY": len(registry), "LOGBOOK": len(logbook)}
     )
-    applied, target = await analytics_consume(database_url, nats_url, namespace, count)
+    # CPU as well as wall time: other work on the machine moves events/s more than CPU.
+    server_cpu = _server_cpu(postgres)
+    applied, consumer_cpu, target = await analytics_consume(
+        database_url, nats_url, namespace, count
+    )
+    server_cpu = _server_cpu(postgres) - server_cpu
     assert target == len(registry), f"analytics counts {target} households of {len(registry)}"
     return {
         "events": count,
@@ -252,6 +263,8 @@ async def throughput(server: str, nats_url: str, count: int) -> dict[str, Any]:
         "bare_fetch_ack_per_s": round(bare),
         "analytics_applied_per_s": round(applied),
         "analytics_vs_bare": round(applied / bare, 3),
+        "analytics_cpu_s_per_1000": round(consumer_cpu / count * 1000, 3),
+        "postgres_cpu_s_per_1000": round(server_cpu / count * 1000, 3),
     }
 
 
@@ -778,7 +791,7 @@ async def main(args: argparse.Namespace) -> None:
     report: dict[str, Any] = {"machine_cores": os.cpu_count()}
     try:
         if "throughput" in args.parts:
-            report["throughput"] = await throughput(server, broker.url, args.events)
+            report["throughput"] = await throughput(postgres, broker.url, args.events)
             print(json.dumps(report["throughput"], indent=2), file=sys.stderr, flush=True)
         if "delay" in args.parts:
             report["delay"] = await delay(

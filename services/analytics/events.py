@@ -6,7 +6,6 @@ contributions to the totals of every area above them: a few statements per event
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -19,7 +18,6 @@ from services.analytics.domain.contributions import (
     STATUS_RANK,
     HouseholdFact,
     InterventionFact,
-    Share,
     areas_of,
     changes,
 )
@@ -39,8 +37,11 @@ THAI_TIME = timezone(timedelta(hours=7))
 REGISTRY_DURABLE = "analytics-registry"
 LOGBOOK_DURABLE = "analytics-logbook"
 # Events applied in one transaction at most, when that many wait (fewer rows and statements per
-# event: the areas above the villages are shared by more of a batch's events).
-BATCH_SIZE = 1000
+# event: the areas above the villages are shared by more of a batch's events). From 1,000 to
+# 2,500, draining 20,000 events wrote about 6% fewer rows of totals and took about a fifth less
+# of the consumer's CPU per event. A batch that fails is applied again one event at a time: the
+# bigger the batch, the longer that takes.
+BATCH_SIZE = 2500
 
 
 class Batch:
@@ -122,16 +123,19 @@ class Batch:
 
 def _touched(events: Sequence[Event]) -> tuple[set[UUID], set[UUID]]:
     """The households and interventions a batch's events name."""
-    households: set[UUID] = set()
-    interventions: set[UUID] = set()
+    # Each id is parsed once however many events name it (a household's are several).
+    households: set[Any] = set()
+    interventions: set[Any] = set()
     for event in events:
         data = event.data
-        households.update(UUID(str(data[k])) for k in ("household_id",) if data.get(k))
+        if household := data.get("household_id"):
+            households.add(str(household))
         if event.type.startswith("logbook."):
-            interventions.update(
-                UUID(str(data[k])) for k in ("intervention_id", "supersedes") if data.get(k)
-            )
-    return households, interventions
+            if intervention := data.get("intervention_id"):
+                interventions.add(str(intervention))
+            if superseded := data.get("supersedes"):
+                interventions.add(str(superseded))
+    return {UUID(h) for h in households}, {UUID(i) for i in interventions}
 
 
 async def load_batch(session: AsyncSession, events: Sequence[Event]) -> None:
@@ -177,7 +181,7 @@ class Change:
         row[measure] = row.get(measure, 0) + delta
 
     def household(self, before: HouseholdFact | None, after: HouseholdFact) -> None:
-        old = before.contribution() if before else Counter[Share]()
+        old = before.contribution() if before else {}
         old_area = before.area_code if before else after.area_code
         for area, (dimension, measure), delta in changes(
             old_area, old, after.area_code, after.contribution()
@@ -190,7 +194,7 @@ class Change:
 
     def intervention(self, before: InterventionFact | None, after: InterventionFact) -> None:
         new_counts, new_amounts = after.contribution()
-        old_counts, old_amounts = before.contribution() if before else (Counter[Share](), {})
+        old_counts, old_amounts = before.contribution() if before else ({}, {})
         old_area = before.area_code if before else after.area_code
         for area, (key, status), delta in changes(
             old_area, old_counts, after.area_code, new_counts
