@@ -40,9 +40,8 @@ _GRACE_SECONDS = 2.0
 class PullConsumer:
     """Fetches batches of one durable consumer of one stream for this replica."""
 
-    def __init__(self, nc: NATS, js: JetStreamContext, stream: str, durable: str) -> None:
+    def __init__(self, nc: NATS, stream: str, durable: str) -> None:
         self._nc = nc
-        self._js = js
         self.stream = stream
         self.durable = durable
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
@@ -66,7 +65,7 @@ class PullConsumer:
         except NotFoundError:
             config.name = config.durable_name
             await js.add_consumer(stream, config=config)
-        puller = cls(nc, js, stream, config.durable_name)
+        puller = cls(nc, stream, config.durable_name)
         puller._sub = await nc.subscribe(puller._inbox, cb=puller._receive)
         return puller
 
