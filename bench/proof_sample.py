@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import nats
+from nats.js.errors import NotFoundError
 
 from bench.proof_load import Recorder
 from bench.support import percentile
@@ -82,8 +83,18 @@ class Sampler:
         info = await self._js.consumer_info(stream_name(stream, ""), durable)
         if not (info.num_pending or info.num_ack_pending):
             return 0.0
-        message = await self._js.get_msg(stream_name(stream, ""), info.ack_floor.stream_seq + 1)
-        stored = message.time or datetime.now(UTC)
+        # The first message after the ack floor that the consumer takes (its subject filter's).
+        after = info.ack_floor.stream_seq + 1
+        times = []
+        for subject in info.config.filter_subjects or [None]:
+            with contextlib.suppress(NotFoundError):
+                message = await self._js.get_msg(
+                    stream_name(stream, ""), after, subject=subject, next=True
+                )
+                times.append((message.seq or 0, message.time or datetime.now(UTC)))
+        if not times:
+            return 0.0
+        stored = min(times)[1]
         return max(0.0, (datetime.now(UTC) - stored).total_seconds())
 
     async def lag(self) -> float:

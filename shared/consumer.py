@@ -5,7 +5,8 @@ acked only after that commit: a redelivered or duplicated event changes nothing.
 is applied in one transaction (one commit for up to `batch_size` events); if any event in it
 fails, the batch is rolled back and its events are applied one by one, so one bad event never
 holds up the others. An event that keeps failing goes to the dead-letter table after
-`max_deliver` tries and the consumer moves on. A consumer ignores event types it does not know.
+`max_deliver` tries and the consumer moves on. A consumer is delivered only the event types it
+has handlers for (its durable's subject filter).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import tracing
 from shared.bus import Bus
 from shared.db import database_unavailable, run, transaction
-from shared.events import Event, stream_name
+from shared.events import Event, stream_name, subject_for
 from shared.health import CheckResult
 from shared.jetstream import PullConsumer
 
@@ -177,6 +178,10 @@ class Consumer:
             # are counted here and dead-lettered.
             max_deliver=-1,
             max_ack_pending=self.batch_size * 10,
+            # Only the types it has handlers for: the others (most of a stream, for some) are
+            # never delivered, parsed, acked or recorded.
+            filter_subjects=sorted(subject_for(t, self.bus.namespace) for t in self.handlers)
+            or None,
         )
         return await PullConsumer.bind(await self.bus.client(), js, self.stream, config)
 

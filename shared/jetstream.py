@@ -57,14 +57,22 @@ class PullConsumer:
     async def bind(
         cls, nc: NATS, js: JetStreamContext, stream: str, config: ConsumerConfig
     ) -> PullConsumer:
-        """Create the durable consumer if it does not exist yet (as `pull_subscribe` does) and
-        subscribe to this replica's inbox."""
+        """Create the durable consumer if it does not exist yet, and subscribe to this
+        replica's inbox. One that exists keeps its settings (an operator's, or an older
+        release's) but takes this configuration's subject filter: the types delivered follow
+        the code that handles them."""
         assert config.durable_name
+        config.name = config.durable_name
         try:
-            await js.consumer_info(stream, config.durable_name)
+            existing = (await js.consumer_info(stream, config.durable_name)).config
         except NotFoundError:
-            config.name = config.durable_name
             await js.add_consumer(stream, config=config)
+        else:
+            wanted = config.filter_subjects or []
+            found = existing.filter_subjects or [s for s in [existing.filter_subject] if s]
+            if sorted(found) != sorted(wanted):
+                existing.filter_subject, existing.filter_subjects = None, wanted or None
+                await js.add_consumer(stream, config=existing)
         puller = cls(nc, stream, config.durable_name)
         puller._sub = await nc.subscribe(puller._inbox, cb=puller._receive)
         return puller

@@ -215,9 +215,8 @@ async def settled(script: Script, analytics: AnalyticsSettings, nats_url: str) -
             js = nc.jetstream()
             for stream, durable, _ in STREAMS:
                 name = stream_name(stream, analytics.events_namespace)
-                last = (await js.stream_info(name)).state.last_seq
                 info = await js.consumer_info(name, durable)
-                if info.delivered.stream_seq < last or info.num_ack_pending:
+                if info.num_pending or info.num_ack_pending:
                     return False
             return True
         finally:

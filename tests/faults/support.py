@@ -336,7 +336,8 @@ async def pending_outbox(settings: RegistrySettings | LogbookSettings) -> int:
 
 
 async def consumers_caught_up(nats_url: str, namespace: str) -> tuple[int, ...] | None:
-    """The streams' last sequences if every consumer has acked all of its stream, else None."""
+    """The streams' last sequences if every consumer has acked every event of its stream it
+    takes (its subject filter's), else None."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -345,7 +346,7 @@ async def consumers_caught_up(nats_url: str, namespace: str) -> tuple[int, ...] 
             name = stream_name(stream, namespace)
             last = (await js.stream_info(name)).state.last_seq
             info = await js.consumer_info(name, durable)
-            if info.delivered.stream_seq < last or info.num_ack_pending:
+            if info.num_pending or info.num_ack_pending:
                 return None
             lasts.append(last)
         return tuple(lasts)
