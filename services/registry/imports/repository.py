@@ -239,24 +239,35 @@ _WHOLE = (
     " THEN 'the household is rejected on line ' || g.first_line END"
 )
 
+_LATER_FIELDS = ("area_code", "address", "survey_year", "failed_indicators", "lat", "lon")
+
+# Enough to know a row has no reason at all without building its reasons: nothing wrong with
+# its own values or its household's, no duplicate or stored citizen ID, a birth date not in
+# the future, and (on a later row of its household) the household's fields as on the first row.
+# Any other row goes through the whole array below, which is the rule; this only skips it.
+_CLEAN = f"""
+s.reasons IS NULL AND g.reasons IS NULL AND d.first IS NULL AND p.id IS NULL
+AND NOT coalesce(s.birth > current_date, false)
+AND (s.line = g.first_line OR (
+  (s.house_code <> '' OR s.household_key = '' OR s.household_key = g.household_key)
+  AND {" AND ".join(f"(s.{c} = '' OR s.{c} = g.{c})" for c in _LATER_FIELDS)}))
+"""
+
 # Every row with the reasons (one per column, NULL where fine) it is rejected for, and the
 # person it makes when there are none. A household's fields are checked on its first row;
 # a later row is rejected where it gives one differently or where the first row is rejected.
 # A citizen ID twice in the file keeps its first row; one registered already is rejected.
 _VERDICT = f"""
 CREATE UNLOGGED TABLE {{verdict}} AS
-SELECT line, first_line, household_id, citizen_id_cipher, citizen_id_index, citizen_id_masked,
-       title, first_name, last_name, sex, birth, relation, disability, welfare_card,
-       nullif(reasons, {_NONE17}) AS reasons
-FROM (
-  SELECT s.line, g.first_line, g.household_id, s.citizen_id_cipher, s.citizen_id_index,
-         s.citizen_id_masked,
-         nullif(s.title, '') AS title, s.first_name, s.last_name,
-         CASE WHEN lower(s.sex) IN ('male', 'm', 'ชาย') THEN 'male'
-              WHEN lower(s.sex) IN ('female', 'f', 'หญิง') THEN 'female' END AS sex,
-         s.birth, nullif(s.relation, '') AS relation,
-         lower(s.disability) IN {_TRUE} AS disability,
-         lower(s.welfare_card) IN {_TRUE} AS welfare_card,
+SELECT s.line, g.first_line, g.household_id, s.citizen_id_cipher, s.citizen_id_index,
+       s.citizen_id_masked,
+       nullif(s.title, '') AS title, s.first_name, s.last_name,
+       CASE WHEN lower(s.sex) IN ('male', 'm', 'ชาย') THEN 'male'
+            WHEN lower(s.sex) IN ('female', 'f', 'หญิง') THEN 'female' END AS sex,
+       s.birth, nullif(s.relation, '') AS relation,
+       lower(s.disability) IN {_TRUE} AS disability,
+       lower(s.welfare_card) IN {_TRUE} AS welfare_card,
+       CASE WHEN {_CLEAN} THEN NULL ELSE nullif(
          CASE WHEN s.line = g.first_line THEN coalesce(g.reasons, {_NONE8}) ELSE ARRAY[
            coalesce(s.reasons[1], g.house_stored, {_WHOLE.format(i=1)}),
            coalesce(s.reasons[2],
@@ -281,17 +292,15 @@ FROM (
                THEN 'the year looks Buddhist-era: give the year AD (BE - 543)'
              WHEN s.birth > current_date THEN 'a birth date cannot be in the future' END),
            s.reasons[15], s.reasons[16], s.reasons[17]
-         ] AS reasons
-  FROM {{stage}} s
-  JOIN {{group}} g ON g.gkey = s.gkey
-  LEFT JOIN (
-    SELECT line, first FROM (
-      SELECT line, first_value(line) OVER (PARTITION BY citizen_id_index ORDER BY line) AS first
-      FROM {{stage}} WHERE citizen_id_index IS NOT NULL
-    ) w WHERE line <> first
-  ) d ON d.line = s.line
-  LEFT JOIN person p ON p.citizen_id_index = s.citizen_id_index
-) v
+         ], {_NONE17}) END AS reasons
+FROM {{stage}} s
+JOIN {{group}} g ON g.gkey = s.gkey
+LEFT JOIN (  -- hashed, not sorted: only the citizen IDs that are in the file more than once
+  SELECT citizen_id_index, min(line) AS first
+  FROM {{stage}} WHERE citizen_id_index IS NOT NULL
+  GROUP BY citizen_id_index HAVING count(*) > 1
+) d ON d.citizen_id_index = s.citizen_id_index AND d.first <> s.line
+LEFT JOIN person p ON p.citizen_id_index = s.citizen_id_index
 """
 
 # Every reason, as GET /v1/imports/{{id}} lists them; the count of rows rejected.
