@@ -165,7 +165,8 @@ class Staging:
 
 
 # The columns the checks give reasons for, in the order of the staging table's `reasons` array
-# (migration 0005), which holds what each row's own values say.
+# (migrations 0005 and 0006), which holds what each row's own values say; a birth date that is
+# not a date is read from the stored `birth` after the upload, so it is parsed once.
 ROW_CHECKS = (*HOUSEHOLD_COLUMNS, *PERSON_COLUMNS)
 _NONE8 = "'{{NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL}}'"
 _NONE17 = "'{{" + ",".join(["NULL"] * len(ROW_CHECKS)) + "}}'"
@@ -242,12 +243,13 @@ _WHOLE = (
 _LATER_FIELDS = ("area_code", "address", "survey_year", "failed_indicators", "lat", "lon")
 
 # Enough to know a row has no reason at all without building its reasons: nothing wrong with
-# its own values or its household's, no duplicate or stored citizen ID, a birth date not in
-# the future, and (on a later row of its household) the household's fields as on the first row.
-# Any other row goes through the whole array below, which is the rule; this only skips it.
+# its own values or its household's, no duplicate or stored citizen ID, a birth date that is a
+# date and not in the future, and (on a later row of its household) the household's fields as
+# on the first row. Any other row goes through the whole array below, which is the rule; this
+# only skips it.
 _CLEAN = f"""
 s.reasons IS NULL AND g.reasons IS NULL AND d.first IS NULL AND p.id IS NULL
-AND NOT coalesce(s.birth > current_date, false)
+AND (s.birth <= current_date OR s.birth_date = '')
 AND (s.line = g.first_line OR (
   (s.house_code <> '' OR s.household_key = '' OR s.household_key = g.household_key)
   AND {" AND ".join(f"(s.{c} = '' OR s.{c} = g.{c})" for c in _LATER_FIELDS)}))
@@ -288,6 +290,7 @@ SELECT s.line, g.first_line, g.household_id, s.citizen_id_cipher, s.citizen_id_i
                THEN 'the citizen ID is registered to another person already' END),
            s.reasons[10], s.reasons[11], s.reasons[12], s.reasons[13],
            coalesce(s.reasons[14], CASE
+             WHEN s.birth IS NULL AND s.birth_date <> '' THEN 'a date as YYYY-MM-DD'
              WHEN s.birth > current_date AND extract(year FROM s.birth) > 2400
                THEN 'the year looks Buddhist-era: give the year AD (BE - 543)'
              WHEN s.birth > current_date THEN 'a birth date cannot be in the future' END),
