@@ -251,6 +251,10 @@ _WHOLE = (
 )
 
 _LATER_FIELDS = ("area_code", "address", "survey_year", "failed_indicators", "lat", "lon")
+# The reasons of a row's own values that count on any row: house code, household key, address
+# and the person's. (A later row's other household fields count only where they differ from
+# the first row's, which are checked; so a later row that leaves them empty is fine.)
+_OWN = (1, 2, 4, *range(len(HOUSEHOLD_COLUMNS) + 1, len(ROW_CHECKS) + 1))
 
 # Enough to know a row has no reason at all without building its reasons: nothing wrong with
 # its own values or its household's, no duplicate or stored citizen ID, a birth date that is a
@@ -258,7 +262,8 @@ _LATER_FIELDS = ("area_code", "address", "survey_year", "failed_indicators", "la
 # on the first row. Any other row goes through the whole array below, which is the rule; this
 # only skips it.
 _CLEAN = f"""
-s.reasons IS NULL AND g.reasons IS NULL AND d.first IS NULL AND p.id IS NULL
+g.reasons IS NULL AND d.first IS NULL AND p.id IS NULL
+AND (s.reasons IS NULL OR ({" AND ".join(f"s.reasons[{i}] IS NULL" for i in _OWN)}))
 AND (s.birth <= current_date OR s.birth_date = '')
 AND (s.line = g.first_line OR (
   (s.house_code <> '' OR s.household_key = '' OR s.household_key = g.household_key)
