@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 
 import pytest
@@ -51,6 +53,15 @@ def test_a_tampered_ciphertext_is_refused() -> None:
 def test_the_blind_index_is_deterministic() -> None:
     assert vault().blind_index(CITIZEN_ID) == vault(os.urandom(32)).blind_index(CITIZEN_ID)
     assert len(vault().blind_index(CITIZEN_ID)) == 32
+
+
+def test_the_blind_index_is_hmac_sha256_of_the_digits_whatever_came_before() -> None:
+    # Indexes already stored must keep matching: the same function of key and digits, and one
+    # vault's earlier indexes do not leak into its next.
+    one = vault()
+    for digits in (CITIZEN_ID, "1101700207030", CITIZEN_ID):
+        expected = hmac.digest(DEV_BLIND_INDEX_KEY.encode(), digits.encode(), hashlib.sha256)
+        assert one.blind_index(digits) == expected
 
 
 def test_the_blind_index_tells_citizen_ids_apart() -> None:
