@@ -315,13 +315,25 @@ class Consumer:
                 self.durable,
                 exc,
             )
-            for message, event in parsed:
-                await self._handle_one(message, event)
+            await self._one_by_one(parsed)
             return
         self._applied(events, count)
         for message, _ in parsed:
             await message.ack()
         logger.debug("applied %s events in %.1f ms", count, (time.perf_counter() - started) * 1000)
+
+    async def _one_by_one(self, parsed: Sequence[tuple[Msg, Event]]) -> None:
+        """Apply a failed batch's events one at a time, in order. The failed try and this can
+        take longer than the ack wait: the events still waiting are told so at the start and
+        every third of it, or NATS would hand them to another replica meanwhile (out of order
+        there)."""
+        told = -self.ack_wait
+        for n, (message, event) in enumerate(parsed):
+            if time.monotonic() - told > self.ack_wait / 3:
+                for waiting, _ in parsed[n:]:
+                    await waiting.in_progress()
+                told = time.monotonic()
+            await self._handle_one(message, event)
 
     async def handle(self, message: Msg) -> None:
         """Apply one message and ack it; nak it to retry; dead-letter it after the last try."""

@@ -87,56 +87,49 @@ class PullConsumer:
         elif status == StatusCode.CONTROL_MESSAGE:
             return  # a heartbeat
         else:
-            if status not in _ENDS:
-                # 503: no such consumer (deleted: `run` makes it again); 409: the consumer was
-                # deleted or a limit exceeded. The fetch raises it.
-                self._error = APIError(code=int(status), description=headers.get(DESCRIPTION))
+            description = headers.get(DESCRIPTION) or ""
+            if status == StatusCode.SERVICE_UNAVAILABLE or "deleted" in description.lower():
+                # No such consumer (deleted: `run` makes it again). Any other 409 (a leader
+                # change, a limit) and 404/408 only end the request.
+                self._error = APIError(code=int(status), description=description)
             self._ended.set()
 
     async def fetch_first(self, batch: int, wait: float) -> list[Msg]:
-        """The messages waiting now, up to `batch`; else the first one to arrive within
-        `wait` seconds, with whatever waits behind it by then (TimeoutError when none came).
-        An idle consumer hears of an event at once, and a busy one takes `batch` a request."""
-        taken = await self._request(batch, no_wait=True)
-        if taken:
-            return taken
-        taken = await self._request(1, expires=wait)
-        if taken and batch > 1 and taken[-1].metadata.num_pending:
-            taken += await self._request(batch - 1, no_wait=True)
-        if not taken:
-            raise NatsTimeoutError
-        return taken
+        """The messages waiting now, up to `batch`; else the first to arrive within `wait`
+        seconds (TimeoutError when none came). An idle consumer hears of an event at once, and
+        a busy one takes `batch` a request.
 
-    async def _request(
-        self, batch: int, *, no_wait: bool = False, expires: float | None = None
-    ) -> list[Msg]:
-        """One pull request, waited out: the messages it brought (and any a lost earlier
-        request brought late), oldest first."""
+        One request, `no_wait` with an expiry: the server answers at once with what waits, or
+        with what first arrives, and ends the request either way (a `no_wait` request without
+        an expiry could stay parked on the server while the consumer is at its ack limit).
+        """
         if self._received:  # late messages of a request given up on: deliver them first
             return self._take(batch)
         self._wanted, self._error = batch, None
         self._ended.clear()
-        request: dict[str, object] = {"batch": batch}
-        if no_wait:
-            request["no_wait"] = True
-        if expires is not None:
-            request["expires"] = int(expires * 1_000_000_000)
+        request = {"batch": batch, "no_wait": True, "expires": int(wait * 1_000_000_000)}
         await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
-        wait = (expires or 0) + _GRACE_SECONDS
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ended.wait(), wait)
+            await asyncio.wait_for(self._ended.wait(), wait + _GRACE_SECONDS)
+        if self._received:  # what came is applied, even if the request then failed
+            return self._take(batch)
         if self._error is not None:
             raise self._error
-        return self._take(batch)
+        raise NatsTimeoutError
 
     def _take(self, batch: int) -> list[Msg]:
         count = min(batch, len(self._received))
         return [self._received.popleft() for _ in range(count)]
 
     async def unsubscribe(self) -> None:
+        """Leave the inbox; what arrived and was not taken is handed back at once (nak), not
+        after the ack wait."""
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
+        while self._received:
+            with contextlib.suppress(Exception):
+                await self._received.popleft().nak()
 
 
 class BatchPublisher:

@@ -124,8 +124,8 @@ class Batch:
 def _touched(events: Sequence[Event]) -> tuple[set[UUID], set[UUID]]:
     """The households and interventions a batch's events name."""
     # Each id is parsed once however many events name it (a household's are several).
-    households: set[Any] = set()
-    interventions: set[Any] = set()
+    households: set[str] = set()
+    interventions: set[str] = set()
     for event in events:
         data = event.data
         if household := data.get("household_id"):

@@ -1,4 +1,5 @@
-"""The logbook's one HTTP call to the registry: a household it has not heard of yet."""
+"""The logbook's one HTTP call to the registry: a household, or a member, it has not heard of
+yet."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ SERVICE_CALLER = Caller(subject="service:logbook", role=Role.system, area="TH")
 
 
 class RegistryClient:
-    """Asks the registry's internal route for a household's id, area, team and status."""
+    """Asks the registry's internal route for a household's id, area, team, status and its
+    members' ids."""
 
     def __init__(
         self,

@@ -93,9 +93,6 @@ class LogbookRepository:
             statement = statement.on_conflict_do_nothing()
         await self.session.exec(statement, params=list(rows))
 
-    async def upsert_household(self, values: dict[str, Any]) -> None:
-        await self.insert_households([values], replace=True)
-
     async def upsert_organization(self, values: dict[str, Any]) -> None:
         statement = insert(OrganizationRef).values(**values)
         updates = {k: statement.excluded[k] for k in values if k != "id"}

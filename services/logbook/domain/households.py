@@ -33,8 +33,9 @@ async def is_member(ctx: Context, household_id: UUID, person_id: UUID) -> bool:
 
 
 async def _learn(ctx: Context, household_id: UUID) -> bool:
-    """Put the registry's word on the household and its members into the read model;
-    whether the household exists."""
+    """Put the registry's word on the household and its members into the read model; whether
+    the household exists. A household the read model already has is left as it is: its
+    events keep it current, and this answer may be older than one applied meanwhile."""
     found = await ctx.registry.household(household_id)
     if found is None:
         return False
@@ -44,7 +45,7 @@ async def _learn(ctx: Context, household_id: UUID) -> bool:
         "mentor_team_id": found.get("mentor_team_id"),
         "status": found["status"],
     }
-    await ctx.repo.upsert_household(values)
+    await ctx.repo.insert_households([values], replace=False)
     await ctx.repo.add_persons(household_id, [UUID(p) for p in found.get("person_ids", [])])
     return True
 

@@ -64,6 +64,7 @@ class Context:
         """Many changes at once: inside, their audit rows and events are kept as plain values,
         and at the end written after the changed records, one statement for each kind (an ORM
         object costs tens of microseconds to make, more than its share of a statement)."""
+        assert self._audits is None, "one bulk block at a time"
         self._audits, self._events = [], []
         try:
             yield
