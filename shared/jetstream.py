@@ -8,8 +8,8 @@ relay's own time. Here one callback subscription on an inbox gathers what the se
 for a whole batch, and the caller waits once:
 
 - `PullConsumer.fetch_first`: a pull request ends when its batch is full or the server says
-  there is nothing more (status 404 or 408). Messages are the client's own `Msg`s, acked,
-  nak'ed and read (`metadata`) as before.
+  there is nothing more (a status: 404, 408, or a 409 such as a leader change). Messages are
+  the client's own `Msg`s, acked, nak'ed and read (`metadata`) as before.
 - `BatchPublisher.publish`: a batch is done when the stream has acknowledged every message.
 """
 
@@ -30,8 +30,6 @@ from nats.js.api import ConsumerConfig, StatusCode
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 STATUS, DESCRIPTION = "Status", "Description"
-# Statuses that end a pull request in the ordinary way.
-_ENDS = {StatusCode.NO_MESSAGES, StatusCode.REQUEST_TIMEOUT}
 # Beyond a request's own expiry, how long to wait for the server's word that it ended (a
 # reconnect loses pending requests and their end with them).
 _GRACE_SECONDS = 2.0
