@@ -54,16 +54,10 @@ async def test_a_household_just_registered_is_asked_of_the_registry_once(
 ) -> None:
     admin = as_caller("national_admin", "TH")
     calls: list[str] = []
-
-    async def counting(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        transport = httpx.ASGITransport(app=registry_app)
-        return await transport.handle_async_request(request)
+    counting = _counting(registry_app, calls)
 
     settings = logbook_settings.model_copy(update={"consumer_enabled": False})
-    async with running(
-        create_logbook(settings, registry_transport=httpx.MockTransport(counting))
-    ) as logbook:
+    async with running(create_logbook(settings, registry_transport=counting)) as logbook:
         household_id = await household(admin)
         officer = as_caller("district_officer", "2401", app=logbook)
         for _ in range(2):
@@ -81,17 +75,11 @@ async def test_a_member_just_added_is_asked_of_the_registry_with_the_household(
 ) -> None:
     admin = as_caller("national_admin", "TH")
     calls: list[str] = []
-
-    async def counting(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        transport = httpx.ASGITransport(app=registry_app)
-        return await transport.handle_async_request(request)
+    counting = _counting(registry_app, calls)
 
     # No consumer: the logbook hears of households and members only by asking.
     settings = logbook_settings.model_copy(update={"consumer_enabled": False})
-    async with running(
-        create_logbook(settings, registry_transport=httpx.MockTransport(counting))
-    ) as logbook:
+    async with running(create_logbook(settings, registry_transport=counting)) as logbook:
         registered = await admin.post(
             "/v1/households",
             json={"area_code": "240101", "members": [{"first_name": "สมชาย", "last_name": "ใจดี"}]},
@@ -128,6 +116,16 @@ async def test_a_member_just_added_is_asked_of_the_registry_with_the_household(
         assert refused.status_code == 422, refused.text
         assert [e["field"] for e in refused.json()["errors"]] == ["person_id"]
         assert await count(settings, "intervention") == 2
+
+
+def _counting(registry_app: FastAPI, calls: list[str]) -> httpx.MockTransport:
+    """The registry in process, noting the path of every call the logbook makes to it."""
+
+    async def counting(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return await httpx.ASGITransport(app=registry_app).handle_async_request(request)
+
+    return httpx.MockTransport(counting)
 
 
 def _client(app: FastAPI, role: str, area: str, team: str | None = None) -> httpx.AsyncClient:
