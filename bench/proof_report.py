@@ -48,6 +48,29 @@ def _during(rows: list[dict[str, Any]], marks: dict[str, float], key: str) -> fl
     return max((r[key] or 0 for r in rows if start <= r["t"] <= end), default=0)
 
 
+def _cpu_table(steps: dict[str, dict[str, float]], cores: int) -> list[str]:
+    """CPU seconds of each process (with its children) in each step: where a step's time went."""
+    if not steps:
+        return []
+    parts = [p for p in next(iter(steps.values())) if p != "wall"]
+    lines = [
+        "Where the CPU went, step by step: CPU seconds of each process with its children"
+        f" (PostgreSQL's backends, NATS, the runner that generates files and drives the load),"
+        f" and how busy the {cores} cores were (all CPU over wall-clock time × cores):",
+        "",
+        f"| step | wall s | {' | '.join(parts)} | all | busy |",
+        f"| --- | ---: | {' | '.join('---:' for _ in parts)} | ---: | ---: |",
+    ]
+    for step, row in steps.items():
+        spent = sum(row[p] for p in parts)
+        busy = spent / (row["wall"] * cores) if row["wall"] else 0.0
+        lines.append(
+            f"| {step.replace('_', ' ')} | {row['wall']:.1f} |"
+            f" {' | '.join(f'{row[p]:.1f}' for p in parts)} | {spent:.1f} | {busy:.0%} |"
+        )
+    return [*lines, ""]
+
+
 def report(results: dict[str, Any]) -> str:
     m, size, data, load = results["machine"], results["size"], results["data"], results["load"]
     phases, totals, rows, marks = (
@@ -94,6 +117,7 @@ def report(results: dict[str, Any]) -> str:
         "| --- | --- |",
         *(f"| {name.replace('_', ' ')} | {seconds} |" for name, seconds in phases.items()),
         "",
+        *_cpu_table(results.get("cpu_s", {}), m["cores"]),
         "## The data set, through the real paths",
         "",
         f"- Import: seeded target lists (`pinpoint generate households`, seed"

@@ -9,9 +9,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pinpoint.devservers import LocalNats, LocalPostgres, free_port, stop_process, wait_for_port
@@ -59,6 +60,66 @@ def cpu_seconds(pid: int) -> float:
         return math.nan
     fields = stat.rpartition(")")[2].split()  # the name in parentheses may hold spaces
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()  # the name in parentheses may hold spaces
+
+
+def tree_cpu_seconds(pids: dict[str, int], alone: frozenset[str] = frozenset()) -> dict[str, float]:
+    """CPU each process has used so far with all its children, the ended ones included (a
+    PostgreSQL server's backends come and go), or without them for the names in `alone`: one
+    look through `/proc` for all of them."""
+    parents: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if fields is None:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        # utime + stime, and cutime + cstime: the children it has waited for
+        spent[int(entry.name)] = sum(int(f) for f in fields[11:15]) / tick
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+
+    def total(pid: int) -> float:
+        return spent.get(pid, 0.0) + sum(total(child) for child in children.get(pid, []))
+
+    return {
+        name: spent.get(pid, 0.0) if name in alone else total(pid) for name, pid in pids.items()
+    }
+
+
+@dataclass
+class CpuLedger:
+    """CPU seconds each named process and its children spent in each step of a run, and the
+    wall-clock seconds of the step: which part of the system a step's time went to."""
+
+    pids: dict[str, int]
+    alone: frozenset[str] = frozenset()  # counted without their children (the runner's are
+    # the services)
+    steps: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._last = tree_cpu_seconds(self.pids, self.alone)
+        self._at = time.perf_counter()
+
+    def step(self, name: str) -> None:
+        """Charge what was spent since the last step to `name` (added up if it comes again)."""
+        now, at = tree_cpu_seconds(self.pids, self.alone), time.perf_counter()
+        row = self.steps.setdefault(name, dict.fromkeys([*self.pids, "wall"], 0.0))
+        for part in self.pids:
+            row[part] += now[part] - self._last[part]
+        row["wall"] += at - self._at
+        self._last, self._at = now, at
 
 
 def serve(service: str, env: dict[str, str], log: Path) -> Served:

@@ -107,6 +107,11 @@ class LocalPostgres:
         )
 
     @property
+    def pid(self) -> int:
+        """The running server's main process (its backends are that process's children)."""
+        return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+
+    @property
     def initialized(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 

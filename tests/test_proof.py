@@ -39,6 +39,12 @@ def test_proof_at_tiny_size_writes_report_and_plot_with_equal_totals(tmp_path: P
         "GET /v1/progress/{area}/children",
     }
     report = (out / "report.md").read_text()
+    # Every step's CPU is charged to the processes that spent it: the history's events are
+    # applied by the services' consumers and PostgreSQL, the load is served by the gateway.
+    cpu = results["cpu_s"]
+    assert cpu["catch_up_after_history"]["postgres"] + cpu["history"]["postgres"] > 0
+    assert cpu["load"]["gateway"] > 0 and cpu["load"]["runner"] > 0
+    assert "| catch up after history |" in report
     assert "**Result: all equal**" in report
     assert "| **all** |" in report
     svg = (out / "latency_lag.svg").read_text()
