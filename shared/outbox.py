@@ -25,7 +25,7 @@ from starlette.requests import Request
 
 from shared import tracing
 from shared.bus import Bus
-from shared.db import mark_events_staged, run, transaction
+from shared.db import mark_events_staged, run, table_of, transaction
 from shared.events import Event, EventData, subject_for
 from shared.jetstream import BatchPublisher
 from shared.logging import REQUEST_ID_HEADER, current_request_id
@@ -121,7 +121,7 @@ class Outbox:
             return
         headers = tracing.with_current_context(self.headers)
         rows = [self._values(e, headers) for e in events]
-        await self.session.exec(sa.insert(OutboxMessage), params=rows)
+        await self.session.exec(sa.insert(table_of(OutboxMessage)), params=rows)
         mark_events_staged(self.session)
 
     def _row(self, event: Event, headers: dict[str, str]) -> OutboxMessage:
@@ -185,7 +185,7 @@ class OutboxRelay:
         Raises NatsUnavailable, before taking any row, while NATS is away.
         """
         publisher = await self._publisher()
-        table = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        table = table_of(OutboxMessage).c
         async with transaction(self.sessionmaker) as session:
             # Core columns, the payload as text: no ORM objects and no JSON round trip.
             rows = (
@@ -241,7 +241,7 @@ class OutboxRelay:
 
         The stream keeps every event; the outbox only has to hold what is not yet published.
         """
-        table = OutboxMessage.__table__  # type: ignore[attr-defined]
+        table = table_of(OutboxMessage)
         oldest = (
             sa.select(table.c.seq)
             .where(table.c.sent_at < datetime.now(UTC) - older_than)

@@ -63,8 +63,8 @@ class Households:
         return batch
 
     async def load(self, household_ids: set[UUID]) -> None:
-        for row in await self.repo.lock_households(household_ids - set(self.rows)):
-            self.rows[row.id] = {column: getattr(row, column) for column in self.COLUMNS}
+        for row in await self.repo.lock_households(household_ids - set(self.rows), self.COLUMNS):
+            self.rows[row.id] = row._asdict()
 
     def register(self, values: dict[str, Any]) -> None:
         """Add a household unless known already (then what we hold is as new or newer)."""

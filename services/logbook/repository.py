@@ -23,7 +23,7 @@ from services.logbook.models import (
     PersonRef,
     Visit,
 )
-from shared.db import starts_with
+from shared.db import run, starts_with, table_of
 
 OPEN_STATUSES = ("planned", "in_progress")
 # With DISTINCT ON (household_id): each household's most recent visit.
@@ -62,18 +62,22 @@ class LogbookRepository:
     async def get_household(self, household_id: UUID) -> HouseholdRef | None:
         return await self.session.get(HouseholdRef, household_id)
 
-    async def lock_households(self, household_ids: set[UUID]) -> Sequence[HouseholdRef]:
-        """These households as the read model holds them, locked until the transaction ends
-        (in id order, so two transactions locking overlapping sets never deadlock)."""
+    async def lock_households(
+        self, household_ids: set[UUID], columns: Sequence[str]
+    ) -> Sequence[sa.Row[Any]]:
+        """These columns of these households as the read model holds them, as plain rows,
+        locked until the transaction ends (in id order, so two transactions locking
+        overlapping sets never deadlock)."""
         if not household_ids:
             return []
+        table = table_of(HouseholdRef)
         query = (
-            select(HouseholdRef)
-            .where(col(HouseholdRef.id).in_(household_ids))
-            .order_by(col(HouseholdRef.id))
+            sa.select(*(table.c[name] for name in columns))
+            .where(table.c.id.in_(household_ids))
+            .order_by(table.c.id)
             .with_for_update()
         )
-        return (await self.session.exec(query)).all()
+        return (await run(self.session, query)).all()
 
     async def insert_households(self, rows: Sequence[dict[str, Any]], *, replace: bool) -> None:
         """Add these households; one already there is left as it is, or replaced.
@@ -83,7 +87,7 @@ class LogbookRepository:
         """
         if not rows:
             return
-        statement = insert(HouseholdRef)
+        statement = insert(table_of(HouseholdRef))
         if replace:
             updates = {k: statement.excluded[k] for k in rows[0] if k != "id"}
             statement = statement.on_conflict_do_update(
@@ -138,7 +142,7 @@ class LogbookRepository:
     async def add_household_statuses(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:  # as `insert_households`: one compiled statement, the rows as parameters
             await self.session.exec(
-                insert(HouseholdStatusRef).on_conflict_do_nothing(), params=list(rows)
+                insert(table_of(HouseholdStatusRef)).on_conflict_do_nothing(), params=list(rows)
             )
 
     # Visits

@@ -22,7 +22,7 @@ from services.registry.models import (
     PiiAccess,
     StatusChange,
 )
-from shared.db import starts_with
+from shared.db import starts_with, table_of
 from shared.errors import Conflict
 
 # Unique constraints a concurrent request can win the race for, after our own checks passed.
@@ -55,7 +55,7 @@ class RegistryRepository:
     async def insert_rows(self, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
         """New rows of one table, as plain values, in one statement (bulk paths)."""
         if rows:
-            await self.session.exec(sa.insert(model), params=list(rows))
+            await self.session.exec(sa.insert(table_of(model)), params=list(rows))
 
     # Areas and indicators
 
