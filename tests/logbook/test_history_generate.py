@@ -74,6 +74,19 @@ def test_generate_is_deterministic_by_seed_and_realistic(tmp_path: Path) -> None
     assert first == again(7)
     assert first != again(8)
 
+    # Written in parts from where each begins (as the proof writes it, a part a core) and
+    # joined in order: the same file, entries that do not divide evenly included.
+    with homes.open(encoding="utf-8", newline="") as f:
+        every = list(read_households(f))
+    until = datetime.fromisoformat(UNTIL)
+    whole = "".join(generate_logbook(every, 40, 1003, seed=7, until=until))
+    parts = [
+        "".join(generate_logbook(every[a:b], 40, 1003, seed=7, until=until, start=a))
+        for a, b in ((0, 13), (13, 40))
+    ]
+    assert parts[0].startswith("kind,") and not parts[1].startswith("kind,")
+    assert "".join(parts) == whole
+
     rows = list(csv.DictReader(io.StringIO(first)))
     assert len(rows) == 1000
     assert Counter(r["household_id"] for r in rows) == dict.fromkeys(ids, 25)

@@ -199,9 +199,14 @@ def generate_logbook(
     years: int = 3,
     until: datetime,
     menus: dict[str, list[MenuItem]] | None = None,
+    start: int = 0,
 ) -> Iterator[str]:
     """The file in chunks of CSV text: `entries` rows spread over `household_count` households
-    (the first ones of `households`), within the `years` before `until`."""
+    (the first ones of `households`), within the `years` before `until`.
+
+    With `start`, `households` begins at that position of the whole list and the header is
+    left out: the rows are those the whole file has for them, so parts written apart (in
+    parallel) and joined in order are the file written at once."""
     if household_count < 1:
         raise ValueError("no households to write for")
     if until.tzinfo is None:
@@ -209,9 +214,10 @@ def generate_logbook(
     writer = _Writer(menus or catalogue(), seed=seed, until=until, years=years)
     out = io.StringIO()
     csv_out = csv.writer(out, lineterminator="\n")
-    csv_out.writerow(COLUMNS)
+    if not start:
+        csv_out.writerow(COLUMNS)
     rows = 0
-    for n, household in enumerate(households):
+    for n, household in enumerate(households, start):
         if n >= household_count:
             break
         # An even share: the first households get one more where entries do not divide.
