@@ -29,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +59,7 @@ from bench.proof_load import (
 from bench.proof_report import write_outputs
 from bench.proof_sample import Sampler
 from bench.proof_totals import compare, expected_totals
-from bench.support import CpuLedger, Served, serve
+from bench.support import CpuLedger, Served, StatementLedger, serve
 from pinpoint.devservers import LocalNats, LocalPostgres, free_port
 from services.analytics.migrations import SCRIPT_LOCATION as ANALYTICS_MIGRATIONS
 from services.logbook.migrations import SCRIPT_LOCATION as LOGBOOK_MIGRATIONS
@@ -227,7 +228,7 @@ async def run(size: Size, out: Path) -> dict[str, Any]:
     begun = time.perf_counter()
     load_before = round(os.getloadavg()[0], 2)
     phases: dict[str, float] = {}
-    postgres = LocalPostgres(root / "pg", port=free_port())
+    postgres = LocalPostgres(root / "pg", port=free_port(), statement_stats=True)
     broker = LocalNats(root / "nats" / "store", port=free_port())
     served: dict[str, Served] = {}
     try:
@@ -248,7 +249,19 @@ async def run(size: Size, out: Path) -> dict[str, Any]:
             | {"postgres": postgres.pid, "nats": broker.process.pid, "runner": os.getpid()},
             alone=frozenset({"runner"}),  # the services and NATS are the runner's children
         )
-        results = await _proof(size, root, postgres.port, broker.url, served, phases, cpu)
+        statements = StatementLedger(_database(postgres.port, "postgres", "postgresql"))
+        await statements.start()
+
+        async def step(name: str) -> None:
+            cpu.step(name)
+            await statements.step(name)
+
+        results = await _proof(size, root, postgres.port, broker.url, served, phases, step)
+        results["cpu_s"] = {
+            name: {part: round(seconds, 1) for part, seconds in row.items()}
+            for name, row in cpu.steps.items()
+        }
+        results["statements"] = statements.steps
     finally:
         for process in reversed(list(served.values())):
             process.stop()
@@ -269,8 +282,10 @@ async def _proof(
     nats_url: str,
     served: dict[str, Served],
     phases: dict[str, float],
-    cpu: CpuLedger,
+    step: Callable[[str], Awaitable[None]],
 ) -> dict[str, Any]:
+    """The run itself; `step(name)` charges what each process and each SQL statement spent
+    since the last step to the step just done."""
     tokens = Tokens()
     limits = httpx.Limits(
         max_connections=size.concurrency * 2, max_keepalive_connections=size.concurrency * 2
@@ -294,9 +309,9 @@ async def _proof(
             count = size.households // len(areas) + (n < size.households % len(areas))
             await asyncio.to_thread(_write_csv, csv_file, count, SEED + n, area)
             phases["generate_csv"] += time.perf_counter() - started
-            cpu.step("generate_csv")
+            await step("generate_csv")
             one = await import_households(gateway, tokens, csv_file, within=7200)
-            cpu.step("import")
+            await step("import")
             imported["files"] += 1
             for key in counted[1:]:
                 imported[key] += one[key]
@@ -324,7 +339,7 @@ async def _proof(
         finally:
             await conn.close()
         phases["teams_and_assignments"] = time.perf_counter() - started
-        cpu.step("teams_and_assignments")
+        await step("teams_and_assignments")
         _log(
             f"{data.figures['teams']} teams, households assigned"
             f" in {phases['teams_and_assignments']:.1f}s"
@@ -337,14 +352,14 @@ async def _proof(
             history_file = root / "history.csv"
             await asyncio.to_thread(write_history_file, data, history_file, size.history, SEED)
             phases["generate_history"] = time.perf_counter() - started
-            cpu.step("generate_history")
+            await step("generate_history")
             sampler.mark("history")
             history = await import_history(gateway, tokens, history_file, size.history_within)
             phases["history"] = history["seconds"]
-            cpu.step("history")
+            await step("history")
             caught_after_history = await sampler.until_caught_up(size.catch_up_within)
             phases["catch_up_after_history"] = caught_after_history
-            cpu.step("catch_up_after_history")
+            await step("catch_up_after_history")
             _log(f"history: {history['entries']} entries at {history['per_s']:.0f}/s")
 
             graduation = await in_progress_households(
@@ -359,12 +374,12 @@ async def _proof(
             sampler.mark("load_end")
             cpu_used = {name: s.cpu_seconds() - cpu_before[name] for name, s in served.items()}
             phases["load"] = elapsed
-            cpu.step("load")
+            await step("load")
             _log(f"load: {done} requests in {elapsed:.1f}s")
             catch_up = await sampler.until_caught_up(size.catch_up_within)
             sampler.mark("caught_up")
             phases["catch_up_after_load"] = catch_up
-            cpu.step("catch_up_after_load")
+            await step("catch_up_after_load")
             _log(f"caught up {catch_up:.1f}s after the load")
 
             started = time.perf_counter()
@@ -381,7 +396,7 @@ async def _proof(
             )
             sampler.mark("baseline_end")
             phases["baseline"] = time.perf_counter() - started
-            cpu.step("baseline")
+            await step("baseline")
             await asyncio.sleep(1.5)  # a last sample or two of the quiet system
         started = time.perf_counter()
         expected = await expected_totals(registry_dsn, logbook_dsn)
@@ -390,7 +405,7 @@ async def _proof(
             clients["analytics"], expected, sampled_districts=size.sampled_districts
         )
         phases["totals_check"] = time.perf_counter() - started
-        cpu.step("totals_check")
+        await step("totals_check")
         _log(f"totals: {totals['areas_compared']} areas, equal: {totals['equal']}")
     finally:
         for client in clients.values():
@@ -429,10 +444,6 @@ async def _proof(
         "samples": sampler.rows,
         "marks": sampler.marks,
         "totals": totals,
-        "cpu_s": {
-            step: {part: round(seconds, 1) for part, seconds in row.items()}
-            for step, row in cpu.steps.items()
-        },
     }
 
 

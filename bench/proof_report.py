@@ -71,6 +71,29 @@ def _cpu_table(steps: dict[str, dict[str, float]], cores: int) -> list[str]:
     return [*lines, ""]
 
 
+def _statements_table(steps: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The SQL statements PostgreSQL spent the most time in, step by step."""
+    if not steps:
+        return []
+    lines = [
+        "Where PostgreSQL's time went, step by step: the statements it spent the most time in"
+        " (`pg_stat_statements`: planning and execution, waits included), and all of them:",
+        "",
+        "| step | database | statement | calls | seconds |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for step, rows in steps.items():
+        for n, row in enumerate(rows):
+            query = row["query"].replace("|", "\\|")
+            lines.append(
+                f"| {step.replace('_', ' ') if n == 0 else ''} | {row['database']} |"
+                f" `{query[:120]}` | {row['calls']:,} | {row['seconds']} |"
+                if row["database"]
+                else f"| | | {query} | {row['calls']:,} | {row['seconds']} |"
+            )
+    return [*lines, ""]
+
+
 def report(results: dict[str, Any]) -> str:
     m, size, data, load = results["machine"], results["size"], results["data"], results["load"]
     phases, totals, rows, marks = (
@@ -118,6 +141,7 @@ def report(results: dict[str, Any]) -> str:
         *(f"| {name.replace('_', ' ')} | {seconds} |" for name, seconds in phases.items()),
         "",
         *_cpu_table(results.get("cpu_s", {}), m["cores"]),
+        *_statements_table(results.get("statements", {})),
         "## The data set, through the real paths",
         "",
         f"- Import: seeded target lists (`pinpoint generate households`, seed"

@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import asyncpg
 
 from pinpoint.devservers import LocalNats, LocalPostgres, free_port, stop_process, wait_for_port
 
@@ -120,6 +123,71 @@ class CpuLedger:
             row[part] += now[part] - self._last[part]
         row["wall"] += at - self._at
         self._last, self._at = now, at
+
+
+STATEMENTS = """
+SELECT d.datname AS database, s.queryid, left(s.query, 200) AS query, s.calls,
+       s.total_exec_time + s.total_plan_time AS ms
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"""
+
+
+@dataclass
+class StatementLedger:
+    """PostgreSQL's time by statement in each step of a run (`pg_stat_statements`, which the
+    server must preload): which statements a step's PostgreSQL CPU went to."""
+
+    dsn: str  # any database of the server: the view covers them all
+    top: int = 6
+    steps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            self._last = await self._look(connection)
+        finally:
+            await connection.close()
+
+    async def step(self, name: str) -> None:
+        """The statements that took the most time since the last step, charged to `name`."""
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            now = await self._look(connection)
+        finally:
+            await connection.close()
+        spent = []
+        for key, row in now.items():
+            before = self._last.get(key, {"calls": 0, "ms": 0.0})
+            if row["ms"] > before["ms"]:
+                spent.append(
+                    row | {"calls": row["calls"] - before["calls"], "ms": row["ms"] - before["ms"]}
+                )
+        spent.sort(key=lambda row: -row["ms"])
+        self.steps[name] = [
+            {
+                "database": row["database"],
+                "query": " ".join(row["query"].split()),
+                "calls": row["calls"],
+                "seconds": round(row["ms"] / 1000, 2),
+            }
+            for row in spent[: self.top]
+        ]
+        self.steps[name].append(
+            {
+                "database": "",
+                "query": "(all statements)",
+                "calls": sum(r["calls"] for r in spent),
+                "seconds": round(sum(r["ms"] for r in spent) / 1000, 2),
+            }
+        )
+        self._last = now
+
+    @staticmethod
+    async def _look(connection: asyncpg.Connection) -> dict[tuple[str, int], dict[str, Any]]:
+        return {
+            (row["database"], row["queryid"]): dict(row)
+            for row in await connection.fetch(STATEMENTS)
+        }
 
 
 def serve(service: str, env: dict[str, str], log: Path) -> Served:

@@ -64,6 +64,9 @@ class LocalPostgres:
     data_dir: Path
     port: int = 5432
     durable: bool = True
+    # Time spent per statement, in the `pg_stat_statements` view (after `CREATE EXTENSION`
+    # in a database): for profiling runs such as the proof.
+    statement_stats: bool = False
     log_file: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -145,6 +148,8 @@ class LocalPostgres:
             "-c max_wal_size=16GB",
             "-c checkpoint_timeout=30min",
         ]
+        if self.statement_stats:
+            options.append("-c shared_preload_libraries=pg_stat_statements")
         if not self.durable:
             options.append("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         self._run(

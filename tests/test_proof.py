@@ -45,6 +45,10 @@ def test_proof_at_tiny_size_writes_report_and_plot_with_equal_totals(tmp_path: P
     assert cpu["catch_up_after_history"]["postgres"] + cpu["history"]["postgres"] > 0
     assert cpu["load"]["gateway"] > 0 and cpu["load"]["runner"] > 0
     assert "| catch up after history |" in report
+    # And PostgreSQL's time to the statements that took it: the history's catch-up records
+    # every event applied in the consumers' processed-event tables.
+    caught_up = " ".join(row["query"] for row in results["statements"]["catch_up_after_history"])
+    assert "processed_event" in caught_up
     assert "**Result: all equal**" in report
     assert "| **all** |" in report
     svg = (out / "latency_lag.svg").read_text()
