@@ -147,12 +147,12 @@ class HistoryImportJob(SQLModel, table=True):
     filename: str | None = None
     idempotency_key: str | None = None
     body_sha256: bytes | None = None
-    bytes_read: int = 0
-    rows_read: int = 0
-    rows_imported: int = 0
-    rows_rejected: int = 0
-    visits_imported: int = 0
-    interventions_imported: int = 0
+    bytes_read: int = Field(default=0, sa_type=sa.BigInteger)  # files beyond 2 GiB
+    rows_read: int = Field(default=0, sa_type=sa.BigInteger)
+    rows_imported: int = Field(default=0, sa_type=sa.BigInteger)
+    rows_rejected: int = Field(default=0, sa_type=sa.BigInteger)
+    visits_imported: int = Field(default=0, sa_type=sa.BigInteger)
+    interventions_imported: int = Field(default=0, sa_type=sa.BigInteger)
     error: str | None = None
     created_at: datetime = Field(default=None, sa_column=_time_column())
     updated_at: datetime = Field(default=None, sa_column=_time_column())

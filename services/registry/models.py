@@ -163,11 +163,11 @@ class ImportJob(SQLModel, table=True):
     role: str
     scope: str
     filename: str | None = None
-    bytes_read: int = 0
-    rows_read: int = 0
-    rows_imported: int = 0
-    rows_rejected: int = 0
-    households_imported: int = 0
+    bytes_read: int = Field(default=0, sa_type=sa.BigInteger)  # files beyond 2 GiB
+    rows_read: int = Field(default=0, sa_type=sa.BigInteger)
+    rows_imported: int = Field(default=0, sa_type=sa.BigInteger)
+    rows_rejected: int = Field(default=0, sa_type=sa.BigInteger)
+    households_imported: int = Field(default=0, sa_type=sa.BigInteger)
     error: str | None = None
     created_at: datetime = Field(default=None, sa_column=_now_column())
     updated_at: datetime = Field(default=None, sa_column=_now_column())
