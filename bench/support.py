@@ -128,7 +128,8 @@ class CpuLedger:
 STATEMENTS = """
 SELECT d.datname AS database, s.queryid, left(s.query, 200) AS query, s.calls,
        s.total_exec_time + s.total_plan_time AS ms
-FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"""
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname <> current_database()  -- the ledger's own looks"""
 
 
 @dataclass
@@ -136,7 +137,7 @@ class StatementLedger:
     """PostgreSQL's time by statement in each step of a run (`pg_stat_statements`, which the
     server must preload): which statements a step's PostgreSQL CPU went to."""
 
-    dsn: str  # any database of the server: the view covers them all
+    dsn: str  # a database of the server the system does not use: the view covers them all
     top: int = 6
     steps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
