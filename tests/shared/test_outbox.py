@@ -350,3 +350,50 @@ async def test_published_rows_are_pruned_after_the_retention_and_pending_ones_ne
     finally:
         await bus.close()
         await engine.dispose()
+
+
+async def test_the_prune_reads_only_the_published_rows_below_the_first_pending_one(
+    registry_settings: RegistrySettings, servers: Servers
+) -> None:
+    """Relays publish in `seq` order, so the prune looks only below the first pending row and
+    never reads the pending backlog; a row published out of that order waits until it is
+    passed (then goes with the next prune)."""
+    engine = create_engine(registry_settings)
+    sessionmaker = create_sessionmaker(engine)
+    bus = Bus(servers.nats.url, name="prune-test", namespace=registry_settings.events_namespace)
+    relay = OutboxRelay(sessionmaker, bus)
+
+    async def stage(*notes: str) -> None:
+        async with transaction(sessionmaker) as session:
+            outbox = Outbox(session, source="test", namespace=registry_settings.events_namespace)
+            for n, note in enumerate(notes):
+                outbox.add(ThingHappened(n=n, note=note), subject=note, area_code="24")
+
+    async def left() -> dict[str, bool]:
+        rows = await registry_rows(
+            registry_settings,
+            "SELECT payload->'data'->>'note' AS note, sent_at IS NULL AS pending FROM outbox",
+        )
+        return {r["note"]: r["pending"] for r in rows}
+
+    try:
+        await stage("a", "b", "c")
+        assert await relay.relay_once() == 3
+        await stage("d", "e", "f")
+        # "f" published (by another replica, say) while "d" and "e" still wait; all old.
+        await registry_rows(
+            registry_settings,
+            "UPDATE outbox SET sent_at = now() - interval '4 days'"
+            " WHERE sent_at IS NOT NULL OR payload->'data'->>'note' = 'f'",
+        )
+        assert await relay.prune(timedelta(hours=72)) == 3
+        assert await left() == {"d": True, "e": True, "f": False}
+        await registry_rows(
+            registry_settings,
+            "UPDATE outbox SET sent_at = now() WHERE payload->'data'->>'note' IN ('d', 'e')",
+        )
+        assert await relay.prune(timedelta(hours=72)) == 1  # "f": nothing pending below it
+        assert await left() == {"d": False, "e": False}
+    finally:
+        await bus.close()
+        await engine.dispose()
