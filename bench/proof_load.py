@@ -183,6 +183,9 @@ def write_history_file(data: DataSet, path: Path, entries: int, seed: int) -> No
     households = [(h.id, h.area_code, h.team) for h in data.households]
     until = datetime.now(UTC)
     workers = min(os.cpu_count() or 1, max(1, len(households) // 10_000))
+    if workers == 1:  # a small data set: no process to start
+        _write_history_part(households, 0, len(households), entries, seed, until, path)
+        return
     bounds = [len(households) * n // workers for n in range(workers + 1)]
     parts = [path.with_name(f"{path.name}.{n}") for n in range(workers)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -57,15 +57,14 @@ def cpu_seconds(pid: int) -> float:
 
     Unlike wall-clock latency, CPU per request hardly moves when other work shares the machine.
     """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = _stat(pid)
+    if fields is None:
         return math.nan
-    fields = stat.rpartition(")")[2].split()  # the name in parentheses may hold spaces
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stat(pid: int) -> list[str] | None:
+    """The fields of `/proc/PID/stat` after the name (None if there is no such process)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -107,8 +106,8 @@ class CpuLedger:
     wall-clock seconds of the step: which part of the system a step's time went to."""
 
     pids: dict[str, int]
-    alone: frozenset[str] = frozenset()  # counted without their children (the runner's are
-    # the services)
+    # Counted without their children: the runner's children are the services, counted apart.
+    alone: frozenset[str] = frozenset()
     steps: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -135,7 +134,7 @@ WHERE d.datname <> current_database()  -- the ledger's own looks"""
 @dataclass
 class StatementLedger:
     """PostgreSQL's time by statement in each step of a run (`pg_stat_statements`, which the
-    server must preload): which statements a step's PostgreSQL CPU went to."""
+    server must preload): planning and execution, waits for locks included."""
 
     dsn: str  # a database of the server the system does not use: the view covers them all
     top: int = 6
