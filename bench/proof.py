@@ -292,7 +292,11 @@ async def _proof(
     since the last step to the step just done."""
     tokens = Tokens()
     limits = httpx.Limits(
-        max_connections=size.concurrency * 2, max_keepalive_connections=size.concurrency * 2
+        max_connections=size.concurrency * 2,
+        max_keepalive_connections=size.concurrency * 2,
+        # Below uvicorn's 5 s keep-alive, as the gateway's upstream pool: a connection idle
+        # through a long catch-up was otherwise taken just as the service closed it.
+        keepalive_expiry=2.0,
     )
     clients = {
         name: httpx.AsyncClient(base_url=s.url, limits=limits, timeout=60)
