@@ -95,7 +95,7 @@ class LogbookRepository:
             )
         else:
             statement = statement.on_conflict_do_nothing()
-        await self.session.exec(statement, params=list(rows))
+        await self.session.exec(statement, params=sorted(rows, key=lambda row: row["id"]))
 
     async def upsert_organization(self, values: dict[str, Any]) -> None:
         statement = insert(OrganizationRef).values(**values)
@@ -120,21 +120,20 @@ class LogbookRepository:
     async def get_organization(self, organization_id: UUID) -> OrganizationRef | None:
         return await self.session.get(OrganizationRef, organization_id)
 
-    async def upsert_person(self, person_id: UUID, household_id: UUID) -> None:
-        statement = insert(PersonRef).values(id=person_id, household_id=household_id)
-        await self.session.exec(
-            statement.on_conflict_do_update(
+    async def add_persons(self, rows: Sequence[dict[str, Any]], *, replace: bool) -> None:
+        """Note these persons (`id`, `household_id`) as their households' members, in id
+        order (the order every writer takes, so two never wait on each other); one already
+        known is left alone, or given the row's household."""
+        if not rows:
+            return
+        statement = insert(table_of(PersonRef))
+        if replace:
+            statement = statement.on_conflict_do_update(
                 index_elements=["id"], set_={"household_id": statement.excluded.household_id}
             )
-        )
-
-    async def add_persons(self, household_id: UUID, person_ids: Sequence[UUID]) -> None:
-        """Note these persons as the household's members; one already known is left alone."""
-        if person_ids:
-            await self.session.exec(
-                insert(PersonRef).on_conflict_do_nothing(),
-                params=[{"id": p, "household_id": household_id} for p in person_ids],
-            )
+        else:
+            statement = statement.on_conflict_do_nothing()
+        await self.session.exec(statement, params=sorted(rows, key=lambda row: row["id"]))
 
     async def get_person(self, person_id: UUID) -> PersonRef | None:
         return await self.session.get(PersonRef, person_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID, uuid4
 
 import httpx
@@ -9,11 +10,21 @@ import pytest
 from fastapi import FastAPI
 
 from services.logbook.app import create_app as create_logbook
+from services.logbook.domain.context import Context
+from services.logbook.domain.households import known_household
 from services.logbook.events import HANDLERS, NotKnownYet, load_batch, write_batch
+from services.logbook.registry_client import SERVICE_CALLER, RegistryClient
+from services.logbook.repository import LogbookRepository
 from services.logbook.settings import LogbookSettings
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import Event, EventData
-from shared.events.registry import HouseholdAssigned, HouseholdRegistered, HouseholdStatusChanged
+from shared.events.registry import (
+    HouseholdAssigned,
+    HouseholdRegistered,
+    HouseholdStatusChanged,
+    PersonAdded,
+)
+from shared.outbox import Outbox
 from tests.conftest import ClientFactory, db_rows, eventually, running
 from tests.logbook.support import VISIT, household, intervention, organization, wait_known
 
@@ -226,3 +237,87 @@ async def test_one_batch_applies_its_events_in_order_and_a_second_delivery_chang
         async with transaction(sessions) as session:
             await consumer.apply(session, [registered(uuid4()), assigned(stranger, team)])
     await wait_known(logbook_settings, str(first), mentor_team_id=str(other_team))
+
+
+async def test_a_household_learnt_by_a_request_while_a_batch_about_it_is_open_never_deadlocks(
+    logbook_settings: LogbookSettings,
+) -> None:
+    """A request that has not heard of a household asks the registry and adds it with its
+    members, while the consumer may be applying the household's own events in a batch. The
+    two write the same rows; both must commit, in whatever order their statements meet.
+    (The consumer once wrote a member as its event came and the household before the commit,
+    the request the other way round: each waited on the other until PostgreSQL broke one.)"""
+    household_id, first, second = uuid4(), uuid4(), uuid4()
+    registered = HouseholdRegistered(
+        household_id=household_id,
+        area_code="240101",
+        house_code=None,
+        status="target",
+        survey_year=None,
+        failed_indicators=[],
+        dimensions=[],
+        mentor_team_id=None,
+        member_count=2,
+    )
+    events = [
+        Event.of(data, source="registry", subject=household_id, area_code="240101")
+        for data in [
+            registered,
+            *(
+                PersonAdded(
+                    person_id=person_id,
+                    household_id=household_id,
+                    area_code="240101",
+                    sex=None,
+                    birth_date=None,
+                    life_stage=None,
+                    disability=False,
+                    welfare_card=False,
+                )
+                for person_id in (first, second)
+            ),
+        ]
+    ]
+    answer = {
+        "id": str(household_id),
+        "area_code": "240101",
+        "mentor_team_id": None,
+        "status": "target",
+        "person_ids": [str(second), str(first)],  # not the events' order
+    }
+    registry = RegistryClient(
+        "http://registry",
+        logbook_settings.internal_key.get_secret_value(),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answer)),
+    )
+    engine = create_engine(logbook_settings)
+    sessions = create_sessionmaker(engine)
+
+    async def request() -> None:
+        async with transaction(sessions) as session:
+            ctx = Context(
+                caller=SERVICE_CALLER,
+                repo=LogbookRepository(session),
+                outbox=Outbox(session, source="test"),
+                registry=registry,
+                settings=logbook_settings,
+            )
+            assert await known_household(ctx, household_id) is not None
+
+    try:
+        async with transaction(sessions) as session:
+            await load_batch(session, events)
+            for event in events:
+                await HANDLERS[event.type](session, event)
+            learning = asyncio.create_task(request())
+            await asyncio.wait({learning}, timeout=0.5)  # done, or waiting on the batch
+            await write_batch(session)
+        await learning
+    finally:
+        await registry.aclose()
+        await engine.dispose()
+    members = await db_rows(
+        logbook_settings, "SELECT id FROM person_ref WHERE household_id = $1", household_id
+    )
+    assert {row["id"] for row in members} == {first, second}
+    await wait_known(logbook_settings, str(household_id), status="target")

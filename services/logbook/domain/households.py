@@ -46,7 +46,8 @@ async def _learn(ctx: Context, household_id: UUID) -> bool:
         "status": found["status"],
     }
     await ctx.repo.insert_households([values], replace=False)
-    await ctx.repo.add_persons(household_id, [UUID(p) for p in found.get("person_ids", [])])
+    members = [{"id": UUID(p), "household_id": household_id} for p in found.get("person_ids", [])]
+    await ctx.repo.add_persons(members, replace=False)
     return True
 
 
