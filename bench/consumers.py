@@ -163,11 +163,14 @@ async def finished(client: httpx.AsyncClient, path: str) -> dict[str, Any]:
     raise TimeoutError(f"{path} did not finish within an hour")
 
 
-async def import_households(settings: RegistrySettings, households: int) -> list[asyncpg.Record]:
-    """The households through the registry's own import (in process); their ids and areas."""
+async def import_households(
+    settings: RegistrySettings, households: int, area: str | None = None
+) -> list[asyncpg.Record]:
+    """The households (of this area, or of the whole country) through the registry's own
+    import (in process); their ids and areas."""
     app = create_registry(settings.model_copy(update={"consumer_enabled": False}))
     token = mint_internal_token(ADMIN, DEV_INTERNAL_KEY, ttl_seconds=3600)
-    csv = "".join(generate_households(households, seed=7)).encode()
+    csv = "".join(generate_households(households, seed=7, area=area)).encode()
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import asyncpg
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy import Executable, Result, Table, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
@@ -102,6 +105,29 @@ def table_of(model: type[SQLModel]) -> Table:
     insert sorts its rows into its own batches first)."""
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
+
+
+async def update_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Set columns of many rows, each found by its `id`: one statement for all the rows that
+    set the same columns, `UPDATE ... FROM unnest(<one array a column>)`. (The ORM's flush
+    sends one single-row UPDATE a row; the server then plans and runs each alike.)"""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_columns[tuple(sorted(row))].append(row)
+    for names, group in by_columns.items():
+        given = sa.func.unnest(
+            *(
+                sa.bindparam(name, [row[name] for row in group], type_=ARRAY(table.c[name].type))
+                for name in names
+            )
+        )
+        values = given.table_valued(*names).render_derived(name="given")
+        statement = (
+            sa.update(table)
+            .values({name: values.c[name] for name in names if name != "id"})
+            .where(table.c.id == values.c.id)
+        )
+        await run(session, statement)
 
 
 def starts_with(column: Any, prefix: str) -> Any:

@@ -22,7 +22,7 @@ from services.registry.models import (
     PiiAccess,
     StatusChange,
 )
-from shared.db import starts_with, table_of
+from shared.db import starts_with, table_of, update_rows
 from shared.errors import Conflict
 
 # Unique constraints a concurrent request can win the race for, after our own checks passed.
@@ -56,6 +56,11 @@ class RegistryRepository:
         """New rows of one table, as plain values, in one statement (bulk paths)."""
         if rows:
             await self.session.exec(sa.insert(table_of(model)), params=list(rows))
+
+    async def update_rows(self, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
+        """Changes of many rows of one table, as plain values with their `id` (bulk paths)."""
+        if rows:
+            await update_rows(self.session, table_of(model), rows)
 
     # Areas and indicators
 

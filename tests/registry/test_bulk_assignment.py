@@ -41,6 +41,7 @@ async def test_assigns_each_household_as_alone_would_and_again_changes_nothing(
     )
     assert alone.status_code == 200, alone.text
     before = await assigned_events(registry_settings)
+    registered_etag = (await admin.get(f"/v1/households/{households[1]['id']}")).headers["ETag"]
 
     response = await admin.post(
         PATH, json={"team_id": team["id"], "household_ids": [h["id"] for h in households]}
@@ -58,6 +59,15 @@ async def test_assigns_each_household_as_alone_would_and_again_changes_nothing(
     assert all(e["data"]["previous_team_id"] is None for e in events)
     trail = (await admin.get(f"/v1/households/{households[1]['id']}/audit")).json()["items"]
     assert [entry["action"] for entry in trail].count("assigned") == 1
+    # Its version moved on as one assigned alone did: an If-Match of before is refused.
+    read = [await admin.get(f"/v1/households/{h['id']}") for h in households]
+    assert len({r.headers["ETag"] for r in read}) == 1  # each registered, then assigned once
+    stale = await admin.put(
+        f"/v1/households/{households[1]['id']}/mentor-team",
+        json={"team_id": None},
+        headers={"If-Match": registered_etag},
+    )
+    assert stale.status_code == 412, stale.text
 
     again = await admin.post(
         PATH, json={"team_id": team["id"], "household_ids": [h["id"] for h in households]}

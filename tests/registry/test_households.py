@@ -6,7 +6,9 @@ import asyncio
 import json
 from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
+import asyncpg
 import httpx
 
 from services.registry.settings import RegistrySettings
@@ -244,6 +246,64 @@ async def test_lists_households_of_a_mentor_team(admin: httpx.AsyncClient) -> No
     assert listed["items"][0]["mentor_team_id"] == team["id"]
     other = (await admin.get("/v1/households", params={"team_id": other_team["id"]})).json()
     assert other["items"] == []
+
+
+async def test_a_list_by_team_looks_in_the_teams_sub_district_within_the_asked_area(
+    admin: httpx.AsyncClient,
+) -> None:
+    """A team's households are all in its sub-district: the list by team is that sub-district
+    within the asked area (and the caller's scope); beside it, or for an id that is no mentor
+    team, nothing."""
+    team = await create_organization(admin, "mentor_team", "240101")
+    agency = await create_organization(admin, "agency", "2401", ministry="มหาดไทย")
+    assigned = await register(admin)
+    response = await admin.put(
+        f"/v1/households/{assigned['id']}/mentor-team", json={"team_id": team["id"]}
+    )
+    assert response.status_code == 200, response.text
+
+    async def listed(team_id: str, **params: str) -> set[str]:
+        response = await admin.get("/v1/households", params={"team_id": team_id, **params})
+        assert response.status_code == 200, response.text
+        return ids(response.json()["items"])
+
+    for area in ("TH", "24", "2401", "240101"):
+        assert await listed(team["id"], area_code=area) == ids([assigned]), area
+    assert await listed(team["id"], area_code="2402") == set()
+    assert await listed(team["id"], area_code="240102") == set()
+    assert await listed(agency["id"]) == set()
+    assert await listed("0195c1d2-0000-7000-8000-000000000000") == set()
+
+
+async def test_a_team_or_status_change_rewrites_the_household_in_place(
+    admin: httpx.AsyncClient, registry_settings: RegistrySettings
+) -> None:
+    """No index covers the columns an assignment or a status change sets, and pages keep room:
+    PostgreSQL writes the new row version beside the old one and touches no index (a
+    heap-only update), about a tenth of the cost at national size."""
+    team = await create_organization(admin, "mentor_team", "240101")
+    household_id = (await register(admin))["id"]
+    dsn = registry_settings.database_url.replace("+asyncpg", "")
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "UPDATE household SET mentor_team_id = $1, version = version + 1,"
+                " updated_at = now() WHERE id = $2",
+                UUID(team["id"]),
+                UUID(household_id),
+            )
+            await conn.execute(
+                "UPDATE household SET status = 'in_progress', version = version + 1,"
+                " updated_at = now() WHERE id = $1",
+                UUID(household_id),
+            )
+            in_place = await conn.fetchval(
+                "SELECT pg_stat_get_xact_tuples_hot_updated('household'::regclass)"
+            )
+            assert in_place == 2
+    finally:
+        await conn.close()
 
 
 async def test_search_finds_households_by_thai_name_and_by_address(

@@ -370,8 +370,10 @@ async def list_households(
     """Households inside both the caller's scope and the asked area, by id."""
     _require_personal_data(ctx.caller)
     prefix = ctx.caller.listing_prefix(area_code)
+    if prefix is not None and team_id is not None:
+        prefix = await _team_prefix(ctx, prefix, team_id)
     if prefix is None:
-        return []  # beside the scope: nothing the caller may see
+        return []  # beside the scope, or beside the team's sub-district: nothing to see
     codes = await ctx.repo.indicator_codes_of_dimension(dimension.value) if dimension else None
     rows = await ctx.repo.list_households(
         area_prefix=prefix,
@@ -384,6 +386,19 @@ async def list_households(
     )
     counts = await ctx.repo.member_counts([h.id for h in rows])
     return [household_public(h, counts.get(h.id, 0)) for h in rows]
+
+
+async def _team_prefix(ctx: Context, prefix: str, team_id: UUID) -> str | None:
+    """The area a list of a team's households need look in: a team's households are all in
+    its sub-district, so the list is narrowed to it (households have no index by team; the
+    area index finds a sub-district's few hundred). None when no household can match."""
+    team = await ctx.repo.get_organization(team_id)
+    if team is None or team.kind != "mentor_team":
+        return None
+    serves = team.area_code[:6]
+    if serves.startswith(prefix):
+        return serves
+    return prefix if prefix.startswith(serves) else None
 
 
 async def update_household(
@@ -473,9 +488,7 @@ def _transition(ctx: Context, household: Household, body: StatusTransition) -> d
         "reason": body.reason,
         "changed_by": ctx.caller.subject,
     }
-    household.status = body.status.value
-    household.version += 1
-    household.updated_at = datetime.now(UTC)
+    ctx.change(household, status=body.status.value)
     ctx.audit(
         household,
         entity="household",
@@ -570,9 +583,7 @@ def _assign(ctx: Context, household: Household, team: Organization | None) -> bo
     previous, team_id = household.mentor_team_id, team.id if team is not None else None
     if previous == team_id:
         return False
-    household.mentor_team_id = team_id
-    household.version += 1
-    household.updated_at = datetime.now(UTC)
+    ctx.change(household, mentor_team_id=team_id)
     ctx.audit(
         household,
         entity="household",
