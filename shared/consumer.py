@@ -35,7 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import tracing
 from shared.bus import Bus
-from shared.db import database_unavailable, run, transaction
+from shared.db import broken_off, database_unavailable, run, transaction
 from shared.events import Event, stream_name, subject_for
 from shared.health import CheckResult
 from shared.jetstream import PullConsumer
@@ -48,6 +48,8 @@ Handler = Callable[[AsyncSession, Event], Awaitable[None]]
 # handler (to write in one go what they added up to).
 BeginHook = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 TransactionHook = Callable[[AsyncSession], Awaitable[None]]
+# Tries of a transaction PostgreSQL breaks off to let another go on, before it counts as failed.
+BROKEN_OFF_TRIES = 3
 
 CONSUMER_LAG = Gauge(
     "pinpoint_consumer_lag",
@@ -304,8 +306,7 @@ class Consumer:
         headers = _headers_by_event(parsed)
         started = time.perf_counter()
         try:
-            async with transaction(self.sessionmaker) as session:
-                count = await self.apply(session, events, headers)
+            count = await self._apply_in_one_transaction(events, headers)
         except Exception as exc:
             if database_unavailable(exc):
                 raise  # no event's fault: `run` waits and the messages come again
@@ -321,6 +322,24 @@ class Consumer:
         for message, _ in parsed:
             await message.ack()
         logger.debug("applied %s events in %.1f ms", count, (time.perf_counter() - started) * 1000)
+
+    async def _apply_in_one_transaction(
+        self, events: Sequence[Event], headers: Mapping[UUID, Mapping[str, str]]
+    ) -> int:
+        """Apply events in one transaction. One that PostgreSQL broke off so that another
+        could go on (a deadlock, a serialization failure) left nothing behind and is tried
+        again at once, a few times: it is no event's fault, so it neither splits the batch
+        nor counts as one of an event's tries."""
+        for attempt in range(1, BROKEN_OFF_TRIES + 1):
+            try:
+                async with transaction(self.sessionmaker) as session:
+                    return await self.apply(session, events, headers)
+            except Exception as exc:
+                if attempt == BROKEN_OFF_TRIES or not broken_off(exc):
+                    raise
+                logger.info("%s: transaction broken off (%r), trying again", self.durable, exc)
+                await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
 
     async def _one_by_one(self, parsed: Sequence[tuple[Msg, Event]]) -> None:
         """Apply a failed batch's events one at a time, in order. The failed try and this can
@@ -346,8 +365,9 @@ class Consumer:
 
     async def _handle_one(self, message: Msg, event: Event) -> None:
         try:
-            async with transaction(self.sessionmaker) as session:
-                count = await self.apply(session, [event], _headers_by_event([(message, event)]))
+            count = await self._apply_in_one_transaction(
+                [event], _headers_by_event([(message, event)])
+            )
         except Exception as exc:
             if database_unavailable(exc):
                 raise  # not a try of the event: `run` waits and the message comes again

@@ -146,6 +146,20 @@ _SERVER_AWAY = (
 )
 
 
+# What PostgreSQL says when it broke a transaction off so that another could go on (SQLSTATE
+# 40001, 40P01): nothing of it stands, and the same work tried again goes through.
+_BROKEN_OFF = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+def broken_off(exc: BaseException) -> bool:
+    """Whether PostgreSQL ended the transaction because it met another at the same rows (a
+    deadlock, a serialization failure) rather than because the work itself cannot be done."""
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        return orig is not None and isinstance(orig.__cause__ or orig, _BROKEN_OFF)
+    return isinstance(exc, _BROKEN_OFF)
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether an error says the database is away (a lost or refused connection, a server
     shutting down or starting up) rather than that the work itself cannot be done."""

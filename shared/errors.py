@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.db import database_unavailable
+from shared.db import broken_off, database_unavailable
 from shared.logging import REQUEST_ID_HEADER, REQUEST_ID_STATE, request_id_var
 
 PROBLEM_JSON = "application/problem+json"
@@ -231,16 +231,22 @@ def install_error_handlers(app: FastAPI) -> None:
         # Starlette runs this handler outside every middleware, after the request-ID
         # middleware has finished: take the ID back from the request's state.
         request_id: str | None = getattr(request.state, REQUEST_ID_STATE, None)
-        if database_unavailable(exc):
-            # A restart or a failover, not a bug: the client may send it again (with its
-            # Idempotency-Key) once the database is back.
-            logger.warning("database unavailable: %r", exc)
+        if database_unavailable(exc) or broken_off(exc):
+            # A restart or a failover, or another request at the same records at the same
+            # moment: not a bug, and nothing was written. The client may send it again (with
+            # its Idempotency-Key) a moment later.
+            logger.warning("answered 503, to be tried again: %r", exc)
             return problem_response(
                 request,
                 status=ServiceUnavailable.status,
                 slug=ServiceUnavailable.slug,
                 title=ServiceUnavailable.title,
-                detail="the database is not answering; try again soon",
+                detail=(
+                    "the database is not answering; try again soon"
+                    if database_unavailable(exc)
+                    else "another request changed the same records at the same moment;"
+                    " nothing was written, send it again"
+                ),
                 headers={
                     "Retry-After": "1",
                     **({REQUEST_ID_HEADER: request_id} if request_id else {}),

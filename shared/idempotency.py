@@ -35,6 +35,7 @@ from shared.auth import IDENTITY_HEADER, read_internal_token
 from shared.db import (
     EVENTS_STAGED,
     REQUEST_TRANSACTION_STATE,
+    broken_off,
     database_unavailable,
     run,
     transaction,
@@ -239,7 +240,8 @@ class _Claim:
         except Exception as exc:
             # As `shared.db.SessionDep` does: a failed commit is an error answer, never a 2xx.
             await session.rollback()
-            failed = ServiceUnavailable if database_unavailable(exc) else PinpointError
+            retry = database_unavailable(exc) or broken_off(exc)
+            failed = ServiceUnavailable if retry else PinpointError
             response = problem_response(
                 Request(scope), status=failed.status, slug=failed.slug, title=failed.title
             )
