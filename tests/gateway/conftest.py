@@ -85,14 +85,18 @@ GatewayFactory = Callable[..., Awaitable[Gateway]]
 async def make_gateway() -> AsyncIterator[GatewayFactory]:
     """Start gateways with these transports (by service) and settings; all stop at the end.
 
-    A service without a transport is at a port where nothing listens.
+    A service without a transport is at a port where nothing listens. No client is limited
+    unless the settings say so: a test sends requests one after another as fast as the
+    machine goes, and on a fast one that outran the default rate (a 429 where the test looked
+    for its answer). The limiter's own tests give theirs.
     """
     async with AsyncExitStack() as stack:
 
         async def make(transports: dict[str, httpx.AsyncBaseTransport], **extra: Any) -> Gateway:
             nowhere = f"http://127.0.0.1:{free_port()}"
             urls = {f"{name}_url": nowhere for name in ("registry", "logbook", "analytics")}
-            settings = GatewaySettings(environment="test", **{**urls, **extra})
+            unlimited = {"rate_limit_per_second": 1e9, "rate_limit_burst": 10**9}
+            settings = GatewaySettings(environment="test", **{**urls, **unlimited, **extra})
             app = await stack.enter_async_context(
                 running(create_app(settings, transports=transports))
             )
