@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import nats
+from nats.js.errors import NotFoundError
 from fastapi import FastAPI
 
 from services.logbook.app import create_app as create_logbook
@@ -114,12 +115,16 @@ async def test_every_write_puts_one_event_in_the_outbox_and_on_the_logbook_strea
 
 async def _consumer_caught_up(settings: LogbookSettings) -> bool:
     """The logbook's REGISTRY consumer has been handed, and has settled, every message it
-    takes (its subject filter's)."""
+    takes (its subject filter's). The service creates its consumer in the background as it
+    starts: until it is there, nothing has been settled."""
     nc = await nats.connect(settings.nats_url)
     try:
         js = nc.jetstream()
         stream = _stream(settings, "REGISTRY")
-        info = await js.consumer_info(stream, DURABLE)
+        try:
+            info = await js.consumer_info(stream, DURABLE)
+        except NotFoundError:
+            return False
         return not info.num_pending and not info.num_ack_pending
     finally:
         await nc.close()
