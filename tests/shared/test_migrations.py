@@ -10,6 +10,7 @@ from uuid import uuid4
 import asyncpg
 
 from services.analytics.migrations import SCRIPT_LOCATION as ANALYTICS_MIGRATIONS
+from services.logbook.migrations import SCRIPT_LOCATION as LOGBOOK_MIGRATIONS
 from services.registry.migrations import SCRIPT_LOCATION as REGISTRY_MIGRATIONS
 from tests.conftest import Servers
 
@@ -20,7 +21,7 @@ MIGRATE = (
 
 
 async def test_replicas_migrating_at_once_leave_one_database_at_head(servers: Servers) -> None:
-    for script_location in (REGISTRY_MIGRATIONS, ANALYTICS_MIGRATIONS):
+    for script_location in (REGISTRY_MIGRATIONS, LOGBOOK_MIGRATIONS, ANALYTICS_MIGRATIONS):
         name = f"migrate_{uuid4().hex[:12]}"
         url = servers.database_url(name)
         # Separate processes, as replicas are (alembic's context is one per process).
