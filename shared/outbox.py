@@ -3,6 +3,13 @@
 A relay takes pending rows with `FOR UPDATE SKIP LOCKED` (so several replicas share the work),
 publishes them with `Nats-Msg-Id` = event id, waits for every PubAck, and only then marks them
 sent. NATS being down delays events; it never fails or loses the write that made them.
+
+While batches come full (a backlog: a bulk import's millions of events), a relay looks next past
+the last row it published instead of from the first pending one: the rows it has marked sent
+stay in the pending index until a vacuum, and a look from the start stepped over all of them
+(26 ms a batch, half a million of them behind it, in the national proof's catch-up). A row that
+commits after rows above it were published is found by the look from the start that follows
+a short batch, or by the one made every few seconds while batches stay full.
 """
 
 from __future__ import annotations
@@ -146,6 +153,8 @@ SELECT coalesce(
     (SELECT max(seq) FROM outbox) - (SELECT min(seq) FROM outbox WHERE sent_at IS NULL) + 1, 0
 )"""
 PRUNE_EVERY_SECONDS = 60.0
+# While batches come full, a relay still looks from the first pending row this often.
+FULL_LOOK_EVERY_SECONDS = 5.0
 NO_SEQ = 2**63 - 1  # above every `seq`: nothing is pending
 # How often the relay measures its backlog for the gauge (not after every batch).
 BACKLOG_EVERY_SECONDS = 5.0
@@ -163,6 +172,7 @@ class OutboxRelay:
         idle_seconds: float = 0.5,
         ack_timeout: float = 10.0,
         retention: timedelta | None = None,
+        full_look_seconds: float = FULL_LOOK_EVERY_SECONDS,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.bus = bus
@@ -170,6 +180,10 @@ class OutboxRelay:
         self.idle_seconds = idle_seconds
         self.ack_timeout = ack_timeout
         self.retention = retention
+        self.full_look_seconds = full_look_seconds
+        # The next look starts past this `seq` (the last full batch's), else from the start.
+        self._after: int | None = None
+        self._next_full_look = 0.0
         self._next_prune = 0.0
         self._next_backlog = 0.0
         self._wake = asyncio.Event()
@@ -181,12 +195,34 @@ class OutboxRelay:
         self._wake.set()
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many events were confirmed by the stream.
+        """Publish one batch; returns how many events were confirmed by the stream (none only
+        when a look from the first pending row found nothing to take).
 
         Raises NatsUnavailable, before taking any row, while NATS is away.
         """
         publisher = await self._publisher()
+        if time.monotonic() >= self._next_full_look:
+            self._after = None
+        while True:
+            from_start = self._after is None
+            sent, last = await self._publish_batch(publisher, self._after)
+            if sent == self.batch_size:
+                if from_start:
+                    self._next_full_look = time.monotonic() + self.full_look_seconds
+                self._after = last
+                return sent
+            self._after = None
+            if sent or from_start:
+                return sent
+            # Nothing past the last batch: a row below it may have committed since.
+
+    async def _publish_batch(self, publisher: BatchPublisher, after: int | None) -> tuple[int, int]:
+        """Publish up to a batch of pending rows (past `after`, if given) and mark them sent;
+        returns how many, and the last one's `seq`."""
         table = table_of(OutboxMessage).c
+        pending = table.sent_at.is_(None)
+        if after is not None:
+            pending = sa.and_(pending, table.seq > after)
         async with transaction(self.sessionmaker) as session:
             # Core columns, the payload as text: no ORM objects and no JSON round trip.
             rows = (
@@ -199,14 +235,14 @@ class OutboxRelay:
                         sa.cast(table.payload, sa.Text).label("payload"),
                         table.headers,
                     )
-                    .where(table.sent_at.is_(None))
+                    .where(pending)
                     .order_by(table.seq)
                     .limit(self.batch_size)
                     .with_for_update(skip_locked=True),
                 )
             ).all()
             if not rows:
-                return 0
+                return 0, 0
             await publisher.publish(
                 [
                     (row.subject, row.payload.encode(), {**row.headers, "Nats-Msg-Id": str(row.id)})
@@ -220,7 +256,7 @@ class OutboxRelay:
                 .values(sent_at=datetime.now(UTC))
             )
         OUTBOX_PUBLISHED.inc(len(rows))
-        return len(rows)
+        return len(rows), rows[-1].seq
 
     async def _publisher(self) -> BatchPublisher:
         """The publisher on the bus's current connection (a new one after the bus made a new

@@ -77,14 +77,22 @@ async def make_relay(
     """Relays as the replicas of a service run them: each with its own NATS connection."""
     buses: list[Bus] = []
 
-    def make(batch_size: int = 500, nats_url: str | None = None) -> OutboxRelay:
+    def make(
+        batch_size: int = 500, nats_url: str | None = None, full_look_seconds: float = 5.0
+    ) -> OutboxRelay:
         bus = Bus(
             nats_url or registry_settings.nats_url,
             name="test-relay",
             namespace=registry_settings.events_namespace,
         )
         buses.append(bus)
-        return OutboxRelay(sessionmaker, bus, batch_size=batch_size, idle_seconds=0.05)
+        return OutboxRelay(
+            sessionmaker,
+            bus,
+            batch_size=batch_size,
+            idle_seconds=0.05,
+            full_look_seconds=full_look_seconds,
+        )
 
     yield make
     for bus in buses:
@@ -158,6 +166,60 @@ async def test_the_backlog_is_the_events_not_yet_published(
     while await relay.relay_once():
         pass
     assert await relay.backlog() == 0
+
+
+async def _published(settings: RegistrySettings) -> list[UUID]:
+    messages = await stream_messages(settings.nats_url, settings.events_namespace)
+    return [UUID(m.headers["Nats-Msg-Id"]) for m in messages if m.headers]
+
+
+async def test_a_relay_with_a_backlog_looks_past_its_last_batch_and_misses_no_late_commit(
+    registry_settings: RegistrySettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_relay: Callable[..., OutboxRelay],
+) -> None:
+    namespace = registry_settings.events_namespace
+    relay = make_relay(batch_size=2, full_look_seconds=60)
+    # A change that takes the first place in the outbox but commits after the six behind it.
+    async with transaction(sessionmaker) as slow:
+        late = Outbox(slow, source="test", namespace=namespace).add(
+            ThingHappened(n=-1, note="ช้า"), subject=uuid4(), area_code="240101"
+        )
+        await slow.flush()
+        behind = await write_events(sessionmaker, namespace, 6)
+        assert await relay.relay_once() == 2  # a full batch, looked for from the start
+    # Committed now, below the rows the relay has published: its next looks start past them.
+    assert await relay.relay_once() == 2
+    assert await relay.relay_once() == 2
+    assert await _published(registry_settings) == behind
+    # Nothing past the last batch: the look from the start finds the late one.
+    assert await relay.relay_once() == 1
+    assert await relay.relay_once() == 0
+    assert await _published(registry_settings) == [*behind, late.id]
+    assert await pending_ids(registry_settings) == set()
+
+
+async def test_a_relay_with_a_backlog_still_looks_from_the_start_every_few_seconds(
+    registry_settings: RegistrySettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_relay: Callable[..., OutboxRelay],
+) -> None:
+    namespace = registry_settings.events_namespace
+    relay = make_relay(batch_size=2, full_look_seconds=0.3)
+    async with transaction(sessionmaker) as slow:
+        late = Outbox(slow, source="test", namespace=namespace).add(
+            ThingHappened(n=-1, note="ช้า"), subject=uuid4(), area_code="240101"
+        )
+        await slow.flush()
+        behind = await write_events(sessionmaker, namespace, 6)
+        assert await relay.relay_once() == 2
+    await asyncio.sleep(0.35)
+    # Batches still come full, yet the look is due: the late one goes before the rest.
+    assert await relay.relay_once() == 2
+    assert await _published(registry_settings) == [*behind[:2], late.id, behind[2]]
+    while await relay.relay_once():
+        pass
+    assert await _published(registry_settings) == [*behind[:2], late.id, *behind[2:]]
 
 
 async def test_a_rolled_back_change_publishes_nothing(
