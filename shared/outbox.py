@@ -220,7 +220,7 @@ class OutboxRelay:
         """Publish up to a batch of pending rows (past `after`, if given) and mark them sent;
         returns how many, and the last one's `seq`."""
         table = table_of(OutboxMessage).c
-        pending = table.sent_at.is_(None)
+        pending: sa.ColumnElement[bool] = table.sent_at.is_(None)
         if after is not None:
             pending = sa.and_(pending, table.seq > after)
         async with transaction(self.sessionmaker) as session:

@@ -7,8 +7,8 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import nats
-from nats.js.errors import NotFoundError
 from fastapi import FastAPI
+from nats.js.errors import NotFoundError
 
 from services.logbook.app import create_app as create_logbook
 from services.logbook.events import DURABLE
