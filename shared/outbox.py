@@ -7,7 +7,7 @@ sent. NATS being down delays events; it never fails or loses the write that made
 While batches come full (a backlog: a bulk import's millions of events), a relay looks next past
 the last row it published instead of from the first pending one: the rows it has marked sent
 stay in the pending index until a vacuum, and a look from the start stepped over all of them
-(26 ms a batch, half a million of them behind it, in the national proof's catch-up). A row that
+(26 ms a look on average through the national proof's catch-up of ten million). A row that
 commits after rows above it were published is found by the look from the start that follows
 a short batch, or by the one made every few seconds while batches stay full.
 """
