@@ -151,23 +151,26 @@ _SERVER_AWAY = (
 _BROKEN_OFF = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 
 
+def _driver_error(exc: BaseException) -> BaseException | None:
+    """The error that says what happened. The asyncpg dialect raises a generic DBAPI error for
+    most of asyncpg's own: the one it wraps (the cause of `orig`) says it."""
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        return None if orig is None else (orig.__cause__ or orig)
+    return exc
+
+
 def broken_off(exc: BaseException) -> bool:
     """Whether PostgreSQL ended the transaction because it met another at the same rows (a
     deadlock, a serialization failure) rather than because the work itself cannot be done."""
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig
-        return orig is not None and isinstance(orig.__cause__ or orig, _BROKEN_OFF)
-    return isinstance(exc, _BROKEN_OFF)
+    return isinstance(_driver_error(exc), _BROKEN_OFF)
 
 
 def database_unavailable(exc: BaseException) -> bool:
     """Whether an error says the database is away (a lost or refused connection, a server
     shutting down or starting up) rather than that the work itself cannot be done."""
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-            return True
-        # The asyncpg dialect raises a generic DBAPI error for most of asyncpg's own: the
-        # one it wraps (the cause of `orig`) says what happened.
-        orig = exc.orig
-        return orig is not None and isinstance(orig.__cause__ or orig, (OSError, *_SERVER_AWAY))
-    return isinstance(exc, (OSError, *_SERVER_AWAY))
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return True
+    return isinstance(_driver_error(exc), (OSError, *_SERVER_AWAY))

@@ -183,8 +183,12 @@ async def admin(as_caller: ClientFactory) -> httpx.AsyncClient:
 
 async def db_rows(settings: ServiceSettings, sql: str, *args: Any) -> list[asyncpg.Record]:
     """Read a service's database directly (to prove what was, or was not, written)."""
-    dsn = settings.database_url.replace("+asyncpg", "")
-    conn = await asyncpg.connect(dsn)
+    return await rows_at(settings.database_url, sql, *args)
+
+
+async def rows_at(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Read a database directly, given its SQLAlchemy URL."""
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
     try:
         return list(await conn.fetch(sql, *args))
     finally:

@@ -9,10 +9,16 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, status
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from pinpoint.devservers import free_port
 from shared.app import build_service_app
+from shared.bus import Bus
+from shared.consumer import Consumer, Handler
 from shared.errors import ResourceNotFound, responses
+from shared.events import Event, subject_for
+from shared.jetstream import PullConsumer
 from shared.settings import ServiceSettings
 from tests.conftest import Servers, running
 
@@ -92,3 +98,24 @@ async def client(tiny: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def unused_nats_url() -> str:
     """The URL of a port nothing listens on: NATS as seen while it is down."""
     return f"nats://127.0.0.1:{free_port()}"
+
+
+async def one_event_for(
+    bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], durable: str, handler: Handler
+) -> tuple[Consumer, Event, PullConsumer]:
+    """A REGISTRY consumer with one handler, one event of its type published (with no data),
+    and the consumer's subscription to fetch it from."""
+    event = Event(
+        type="registry.household.registered",
+        source="test",
+        subject=str(uuid4()),
+        area_code="240101",
+        schema_version=1,
+        data={},
+    )
+    consumer = Consumer(
+        bus, sessionmaker, stream="REGISTRY", durable=durable, handlers={event.type: handler}
+    )
+    js = await bus.jetstream()
+    await js.publish(subject_for(event.type, bus.namespace), event.model_dump_json().encode())
+    return consumer, event, await consumer._subscribe()

@@ -14,11 +14,11 @@ from fastapi import APIRouter, FastAPI
 from services.registry.settings import RegistrySettings
 from shared.app import build_service_app
 from shared.bus import Bus
-from shared.consumer import BROKEN_OFF_TRIES, Consumer
+from shared.consumer import BROKEN_OFF_TRIES
 from shared.db import SessionDep, create_engine, create_sessionmaker, run
-from shared.events import Event, stream_name, subject_for
+from shared.events import Event, stream_name
 from tests.conftest import Servers, running
-from tests.shared.conftest import client_for, tiny_settings
+from tests.shared.conftest import client_for, one_event_for, tiny_settings
 
 router = APIRouter(prefix="/v1/locks")
 
@@ -79,31 +79,17 @@ async def test_a_consumer_tries_a_broken_off_transaction_again_at_once(
             )
         applied.append(event)
 
-    event = Event(
-        type="registry.household.registered",
-        source="test",
-        subject=str(uuid4()),
-        area_code="240101",
-        schema_version=1,
-        data={},
-    )
-    consumer = Consumer(
-        bus,
-        create_sessionmaker(engine),
-        stream="REGISTRY",
-        durable="broken-off",
-        handlers={event.type: handler},
-    )
     try:
-        js = await bus.jetstream()
-        await js.publish(subject_for(event.type, namespace), event.model_dump_json().encode())
-        subscription = await consumer._subscribe()
+        consumer, event, subscription = await one_event_for(
+            bus, create_sessionmaker(engine), "broken-off", handler
+        )
         (message,) = await subscription.fetch_first(1, wait=5)
         await consumer.handle_batch([message])
         assert [e.id for e in applied] == [event.id]
         assert len(calls) == BROKEN_OFF_TRIES
         assert consumer.applied == 1
         await asyncio.sleep(0.5)
+        js = await bus.jetstream()
         info = await js.consumer_info(stream_name("REGISTRY", namespace), "broken-off")
         assert (info.num_ack_pending, info.num_redelivered, info.num_pending) == (0, 0, 0)
     finally:

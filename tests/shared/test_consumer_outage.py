@@ -9,10 +9,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from pinpoint.devservers import free_port
 from shared.bus import Bus
-from shared.consumer import Consumer, database_unavailable
+from shared.consumer import database_unavailable
 from shared.db import create_sessionmaker
-from shared.events import Event, stream_name, subject_for
+from shared.events import Event, stream_name
 from tests.conftest import Servers
+from tests.shared.conftest import one_event_for
 
 
 async def test_an_event_met_while_the_database_is_away_waits_for_it(servers: Servers) -> None:
@@ -25,25 +26,11 @@ async def test_an_event_met_while_the_database_is_away_waits_for_it(servers: Ser
     async def handler(session: object, event: Event) -> None:
         applied.append(event)
 
-    event = Event(
-        type="registry.household.registered",
-        source="test",
-        subject=str(uuid4()),
-        area_code="240101",
-        schema_version=1,
-        data={},
-    )
-    consumer = Consumer(
-        bus,
-        create_sessionmaker(engine),
-        stream="REGISTRY",
-        durable="outage",
-        handlers={event.type: handler},
-    )
     try:
+        consumer, _, subscription = await one_event_for(
+            bus, create_sessionmaker(engine), "outage", handler
+        )
         js = await bus.jetstream()
-        await js.publish(subject_for(event.type, namespace), event.model_dump_json().encode())
-        subscription = await consumer._subscribe()
         for delivery in range(1, consumer.max_deliver + 2):
             (message,) = await subscription.fetch_first(1, wait=5)
             assert message.metadata.num_delivered == delivery

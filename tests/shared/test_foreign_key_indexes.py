@@ -9,9 +9,7 @@ row it refers to is removed.
 
 from __future__ import annotations
 
-import asyncpg
-
-from tests.conftest import Servers
+from tests.conftest import Servers, rows_at
 
 # (table, columns, referenced table) → why no index is needed.
 WITHOUT_INDEX = {
@@ -54,12 +52,7 @@ async def test_every_foreign_key_leads_an_index_or_is_named_with_its_reason(
 ) -> None:
     seen, unindexed = set(), set()
     for database in (registry_template, logbook_template, analytics_template):
-        connection = await asyncpg.connect(servers.database_url(database).replace("+asyncpg", ""))
-        try:
-            rows = await connection.fetch(FOREIGN_KEYS)
-        finally:
-            await connection.close()
-        for row in rows:
+        for row in await rows_at(servers.database_url(database), FOREIGN_KEYS):
             key = (row["referencing"], tuple(row["columns"]), row["referenced"])
             seen.add(key)
             if not row["indexed"]:

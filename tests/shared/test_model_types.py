@@ -7,7 +7,6 @@ such a model and failed with a 500 at national size.
 
 from __future__ import annotations
 
-import asyncpg
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
@@ -17,7 +16,7 @@ import services.registry.models
 import shared.consumer
 import shared.idempotency
 import shared.outbox
-from tests.conftest import Servers
+from tests.conftest import Servers, rows_at
 
 # Every table definition the services' code binds values through (importing the model modules
 # registers their tables in SQLModel's metadata).
@@ -57,15 +56,12 @@ async def test_integer_columns_are_bound_as_wide_as_the_database_holds_them(
     defined = _defined()
     compared, narrower = [], []
     for database in (registry_template, logbook_template, analytics_template):
-        connection = await asyncpg.connect(servers.database_url(database).replace("+asyncpg", ""))
-        try:
-            held = await connection.fetch(
-                "SELECT table_name, column_name, data_type FROM information_schema.columns"
-                " WHERE table_schema = 'public' AND data_type = ANY($1::text[])",
-                list(DATABASE_WIDTHS),
-            )
-        finally:
-            await connection.close()
+        held = await rows_at(
+            servers.database_url(database),
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND data_type = ANY($1::text[])",
+            list(DATABASE_WIDTHS),
+        )
         for row in held:
             column = defined.get((row["table_name"], row["column_name"]))
             if column is None:

@@ -173,21 +173,31 @@ async def _published(settings: RegistrySettings) -> list[UUID]:
     return [UUID(m.headers["Nats-Msg-Id"]) for m in messages if m.headers]
 
 
-async def test_a_relay_with_a_backlog_looks_past_its_last_batch_and_misses_no_late_commit(
-    registry_settings: RegistrySettings,
+async def _one_late_behind_six(
+    settings: RegistrySettings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    make_relay: Callable[..., OutboxRelay],
-) -> None:
-    namespace = registry_settings.events_namespace
-    relay = make_relay(batch_size=2, full_look_seconds=60)
-    # A change that takes the first place in the outbox but commits after the six behind it.
+    relay: OutboxRelay,
+) -> tuple[UUID, list[UUID]]:
+    """A change that takes the first place in the outbox but commits after the six events
+    behind it, while the relay (batches of two) takes its first full batch from the start."""
+    namespace = settings.events_namespace
     async with transaction(sessionmaker) as slow:
         late = Outbox(slow, source="test", namespace=namespace).add(
             ThingHappened(n=-1, note="ช้า"), subject=uuid4(), area_code="240101"
         )
         await slow.flush()
         behind = await write_events(sessionmaker, namespace, 6)
-        assert await relay.relay_once() == 2  # a full batch, looked for from the start
+        assert await relay.relay_once() == 2
+    return late.id, behind
+
+
+async def test_a_relay_with_a_backlog_looks_past_its_last_batch_and_misses_no_late_commit(
+    registry_settings: RegistrySettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_relay: Callable[..., OutboxRelay],
+) -> None:
+    relay = make_relay(batch_size=2, full_look_seconds=60)
+    late, behind = await _one_late_behind_six(registry_settings, sessionmaker, relay)
     # Committed now, below the rows the relay has published: its next looks start past them.
     assert await relay.relay_once() == 2
     assert await relay.relay_once() == 2
@@ -195,7 +205,7 @@ async def test_a_relay_with_a_backlog_looks_past_its_last_batch_and_misses_no_la
     # Nothing past the last batch: the look from the start finds the late one.
     assert await relay.relay_once() == 1
     assert await relay.relay_once() == 0
-    assert await _published(registry_settings) == [*behind, late.id]
+    assert await _published(registry_settings) == [*behind, late]
     assert await pending_ids(registry_settings) == set()
 
 
@@ -204,22 +214,15 @@ async def test_a_relay_with_a_backlog_still_looks_from_the_start_every_few_secon
     sessionmaker: async_sessionmaker[AsyncSession],
     make_relay: Callable[..., OutboxRelay],
 ) -> None:
-    namespace = registry_settings.events_namespace
     relay = make_relay(batch_size=2, full_look_seconds=0.3)
-    async with transaction(sessionmaker) as slow:
-        late = Outbox(slow, source="test", namespace=namespace).add(
-            ThingHappened(n=-1, note="ช้า"), subject=uuid4(), area_code="240101"
-        )
-        await slow.flush()
-        behind = await write_events(sessionmaker, namespace, 6)
-        assert await relay.relay_once() == 2
+    late, behind = await _one_late_behind_six(registry_settings, sessionmaker, relay)
     await asyncio.sleep(0.35)
     # Batches still come full, yet the look is due: the late one goes before the rest.
     assert await relay.relay_once() == 2
-    assert await _published(registry_settings) == [*behind[:2], late.id, behind[2]]
+    assert await _published(registry_settings) == [*behind[:2], late, behind[2]]
     while await relay.relay_once():
         pass
-    assert await _published(registry_settings) == [*behind[:2], late.id, *behind[2:]]
+    assert await _published(registry_settings) == [*behind[:2], late, *behind[2:]]
 
 
 async def test_a_rolled_back_change_publishes_nothing(
