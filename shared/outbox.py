@@ -10,6 +10,13 @@ stay in the pending index until a vacuum, and a look from the start stepped over
 (26 ms a look on average through the national proof's catch-up of ten million). A row that
 commits after rows above it were published is found by the look from the start that follows
 a short batch, or by the one made every few seconds while batches stay full.
+
+The rows a transaction has written and not yet committed are in the pending index too, and a
+look steps over each of them: while a bulk import's transaction writes its millions of outbox
+rows, a look from the start takes seconds and finds nothing. A relay whose look came back empty
+and slow waits a few times as long before the next (a request's or an import's commit in its
+own process wakes it at once), the backlog gauge is measured less often the longer it takes,
+and the prune reads only the oldest rows, never the pending index.
 """
 
 from __future__ import annotations
@@ -156,8 +163,16 @@ PRUNE_EVERY_SECONDS = 60.0
 # While batches come full, a relay still looks from the first pending row this often.
 FULL_LOOK_EVERY_SECONDS = 5.0
 NO_SEQ = 2**63 - 1  # above every `seq`: nothing is pending
-# How often the relay measures its backlog for the gauge (not after every batch).
+# How often the relay measures its backlog for the gauge (not after every batch), and at least
+# how many times as long as the last measure took (at most 2% of a core on it).
 BACKLOG_EVERY_SECONDS = 5.0
+BACKLOG_SPACING = 50.0
+# After an empty look from the start, the relay waits at least this many times as long as the
+# look took, up to the ceiling (at most a fifth of a core on looks that find nothing). A request's
+# or an import's commit wakes its own process's relay at once; an event a consumer staged waits
+# at most the ceiling.
+EMPTY_LOOK_SPACING = 4.0
+EMPTY_LOOK_MAX_WAIT_SECONDS = 15.0
 
 
 class OutboxRelay:
@@ -278,25 +293,24 @@ class OutboxRelay:
 
         The stream keeps every event; the outbox only has to hold what is not yet published.
         Relays publish in `seq` order, so the published rows are those below the first pending
-        one: the look reads at most `batch` of them and never the pending backlog (with ten
-        million events pending and none yet old enough, a look by `sent_at` in `seq` order
-        read all of them, 20 s a minute).
+        one: the look reads the oldest `batch` rows by `seq` and takes those below the first
+        pending row among them. It never reads the pending index (with ten million events
+        pending and none yet old enough, a look by `sent_at` in `seq` order read all of them,
+        20 s a minute; while an import's transaction wrote its millions, a look for the first
+        pending row stepped over every one it had written so far).
         """
-        table = table_of(OutboxMessage)
+        table = table_of(OutboxMessage).c
+        oldest = sa.select(table.seq, table.sent_at).order_by(table.seq).limit(batch).cte("oldest")
         first_pending = (
-            sa.select(sa.func.min(table.c.seq)).where(table.c.sent_at.is_(None)).scalar_subquery()
+            sa.select(sa.func.min(oldest.c.seq)).where(oldest.c.sent_at.is_(None)).scalar_subquery()
         )
-        oldest = (
-            sa.select(table.c.seq)
-            .where(table.c.seq < sa.func.coalesce(first_pending, NO_SEQ))
-            .order_by(table.c.seq)
-            .limit(batch)
+        published = sa.select(oldest.c.seq).where(
+            oldest.c.seq < sa.func.coalesce(first_pending, NO_SEQ),
+            oldest.c.sent_at < datetime.now(UTC) - older_than,
         )
-        cutoff = datetime.now(UTC) - older_than
         async with transaction(self.sessionmaker) as session:
             result = await run(
-                session,
-                sa.delete(table).where(table.c.seq.in_(oldest), table.c.sent_at < cutoff),
+                session, sa.delete(table_of(OutboxMessage)).where(table.seq.in_(published))
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -316,6 +330,7 @@ class OutboxRelay:
         while not stop.is_set():
             await self._prune_if_due()
             self._wake.clear()
+            looked = time.monotonic()
             try:
                 sent = await self.relay_once()
             except asyncio.CancelledError:
@@ -335,14 +350,24 @@ class OutboxRelay:
             await self._record_backlog()
             if sent == self.batch_size:
                 continue
+            wait = delay if sent or failing else empty_look_wait(time.monotonic() - looked, delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _record_backlog(self) -> None:
         if time.monotonic() < self._next_backlog:
             return
-        self._next_backlog = time.monotonic() + BACKLOG_EVERY_SECONDS
+        started = time.monotonic()
         try:
             OUTBOX_BACKLOG.set(await self.backlog())
         except Exception:  # the database is away: the relay already said so
             logger.debug("outbox backlog not measured", exc_info=True)
+        took = time.monotonic() - started
+        self._next_backlog = started + max(BACKLOG_EVERY_SECONDS, BACKLOG_SPACING * took)
+
+
+def empty_look_wait(took: float, idle_seconds: float) -> float:
+    """How long a relay waits after a look from the start that found nothing and took `took`
+    seconds: its idle tick, or a few times the look while looks are slow (they step over a
+    transaction's uncommitted rows), at most the ceiling."""
+    return max(idle_seconds, min(EMPTY_LOOK_SPACING * took, EMPTY_LOOK_MAX_WAIT_SECONDS))

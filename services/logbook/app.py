@@ -53,6 +53,7 @@ def create_app(
             app.state.engine,
             namespace=settings.events_namespace,
             follow_up_days=settings.follow_up_days_without_problems,
+            on_moved_in=app.state.relay.wake,
         )
         app.state.history_importer = importer
         try:

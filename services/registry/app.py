@@ -36,7 +36,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             batch_size=events.BATCH_SIZE,
         )
         app.state.consumer = consumer
-        importer = Importer(app.state.engine, vault, namespace=settings.events_namespace)
+        importer = Importer(
+            app.state.engine,
+            vault,
+            namespace=settings.events_namespace,
+            on_moved_in=app.state.relay.wake,
+        )
         app.state.importer = importer
         try:
             async with consuming(app, [consumer] if settings.consumer_enabled else []):

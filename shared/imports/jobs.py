@@ -85,10 +85,15 @@ class ImportRunner(ABC, Generic[JobT]):
     label = "import"
     logger: ClassVar[logging.Logger] = logging.getLogger(__name__)  # the service's own, better
 
-    def __init__(self, engine: AsyncEngine, *, namespace: str) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, namespace: str, on_moved_in: Callable[[], None] | None = None
+    ) -> None:
         self.engine = engine
         self.sessionmaker = create_sessionmaker(engine)
         self.namespace = namespace
+        # Called once a move-in has committed: the service's outbox relay is woken, and
+        # publishes the import's events at once rather than at its next look.
+        self.on_moved_in = on_moved_in
         self._tasks: set[asyncio.Task[None]] = set()
 
     @abstractmethod
@@ -178,6 +183,8 @@ class ImportRunner(ABC, Generic[JobT]):
             raise
         finally:
             await self._drop(job_id)
+        if self.on_moved_in is not None:
+            self.on_moved_in()
         return outcome
 
     def complete_in_background(self, job_id: UUID, caller: Caller, headers: dict[str, str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import httpx
 import nats
 import pytest
@@ -28,6 +30,7 @@ from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import EventData, stream_name
 from shared.outbox import Outbox, OutboxRelay
 from tests.conftest import Servers, eventually, registry_rows, running
+from tests.registry.imports_support import csv_bytes, import_file, row
 
 
 class ThingHappened(EventData):
@@ -78,7 +81,10 @@ async def make_relay(
     buses: list[Bus] = []
 
     def make(
-        batch_size: int = 500, nats_url: str | None = None, full_look_seconds: float = 5.0
+        batch_size: int = 500,
+        nats_url: str | None = None,
+        full_look_seconds: float = 5.0,
+        idle_seconds: float = 0.05,
     ) -> OutboxRelay:
         bus = Bus(
             nats_url or registry_settings.nats_url,
@@ -90,7 +96,7 @@ async def make_relay(
             sessionmaker,
             bus,
             batch_size=batch_size,
-            idle_seconds=0.05,
+            idle_seconds=idle_seconds,
             full_look_seconds=full_look_seconds,
         )
 
@@ -223,6 +229,73 @@ async def test_a_relay_with_a_backlog_still_looks_from_the_start_every_few_secon
     while await relay.relay_once():
         pass
     assert await _published(registry_settings) == [*behind[:2], late, *behind[2:]]
+
+
+async def test_a_relay_spaces_its_looks_while_they_step_over_uncommitted_rows(
+    registry_settings: RegistrySettings, make_relay: Callable[..., OutboxRelay]
+) -> None:
+    """Rows a transaction has written and not committed (a bulk import's outbox rows) are in
+    the pending index, and every look from the start steps over them to find nothing: the relay
+    waits a few times as long as such a look took before the next, not its idle tick."""
+    relay = make_relay(idle_seconds=0.01)
+    looks: list[tuple[float, float, int]] = []  # start, end, events sent
+    relay_once = relay.relay_once
+
+    async def timed() -> int:
+        started = time.monotonic()
+        sent = await relay_once()
+        looks.append((started, time.monotonic(), sent))
+        return sent
+
+    relay.relay_once = timed  # type: ignore[method-assign]
+    conn = await asyncpg.connect(registry_settings.database_url.replace("+asyncpg", ""))
+    importing = conn.transaction()
+    await importing.start()
+    try:
+        await conn.execute(
+            "INSERT INTO outbox (id, subject, payload)"
+            " SELECT gen_random_uuid(), 'registry.thing.happened', '{}'"
+            " FROM generate_series(1, 300000)"
+        )
+        stop = asyncio.Event()
+        running_relay = asyncio.create_task(relay.run(stop))
+        await asyncio.sleep(4)
+        stop.set()
+        relay.wake()
+        await running_relay
+    finally:
+        await importing.rollback()
+        await conn.close()
+
+    assert looks and not any(sent for _, _, sent in looks)
+    spaced = [
+        (following - ended, ended - started)
+        for (started, ended, _), (following, _, _) in itertools.pairwise(looks)
+    ]
+    # Looks of a few times the idle tick: without the spacing, the next came a tick later.
+    slow = [(gap, took) for gap, took in spaced if took > 2 * relay.idle_seconds]
+    assert len(slow) >= 3, f"too few slow looks to tell: {spaced}"
+    for gap, took in slow:
+        assert gap >= took, (gap, took)
+
+
+async def test_an_import_wakes_its_relay_and_its_events_go_at_once(
+    registry_settings: RegistrySettings,
+) -> None:
+    """The relay's idle tick here is a minute: only the woken relay publishes the imported
+    household's event within seconds."""
+    settings = registry_settings.model_copy(update={"relay_idle_seconds": 60.0})
+    app = create_app(settings)
+    async with running(app), national_admin(app, settings) as admin:
+        await asyncio.sleep(0.3)  # the relay has looked, found nothing, and waits its minute
+        summary = await import_file(admin, csv_bytes([row(house_code="24010100001")]))
+        assert summary["households_imported"] == 1
+
+        async def published() -> bool:
+            rows = await registry_rows(settings, "SELECT sent_at FROM outbox")
+            return bool(rows) and all(r["sent_at"] is not None for r in rows)
+
+        await eventually(published, within=5, what="the import's event is published")
 
 
 async def test_a_rolled_back_change_publishes_nothing(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -45,8 +45,15 @@ class Importer(ImportRunner[HistoryImportJob]):
     label = "history import"
     logger = logging.getLogger(__name__)
 
-    def __init__(self, engine: AsyncEngine, *, namespace: str, follow_up_days: int) -> None:
-        super().__init__(engine, namespace=namespace)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        namespace: str,
+        follow_up_days: int,
+        on_moved_in: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(engine, namespace=namespace, on_moved_in=on_moved_in)
         self.follow_up_days = follow_up_days
 
     async def create(

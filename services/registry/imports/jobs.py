@@ -6,7 +6,7 @@ The job runner itself (the states, the background, failure) is shared: `shared.i
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -30,8 +30,15 @@ class Importer(ImportRunner[ImportJob]):
 
     logger = logging.getLogger(__name__)
 
-    def __init__(self, engine: AsyncEngine, vault: CitizenIdVault, *, namespace: str) -> None:
-        super().__init__(engine, namespace=namespace)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        vault: CitizenIdVault,
+        *,
+        namespace: str,
+        on_moved_in: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(engine, namespace=namespace, on_moved_in=on_moved_in)
         self.vault = vault
 
     async def create(self, caller: Caller, filename: str | None = None) -> UUID:
