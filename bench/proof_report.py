@@ -243,8 +243,10 @@ def report(results: dict[str, Any]) -> str:
         "## Outbox backlog and analytics lag",
         "",
         "Sampled every second from the history's start to the end (see the plot): pending"
-        " outbox rows of the registry and the logbook, events waiting in analytics' two"
-        " consumers (not yet delivered or not yet acked), and analytics' lag: the age of the"
+        " outbox rows of the registry and the logbook (the last figure carried while a look at"
+        " an outbox is slow: while an import's transaction writes its events), events waiting"
+        " in analytics' two consumers (not yet delivered or not yet acked), and analytics' lag:"
+        " the age of the"
         " oldest write it has not applied yet, whether its event still waits in an outbox or in"
         " the stream (0 when nothing waits).",
         "",
