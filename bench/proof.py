@@ -26,6 +26,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -455,12 +456,26 @@ async def _proof(
     }
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupted_by_kill() -> None:
+    """`kill` (SIGTERM), and Ctrl-C even when started in the background (where SIGINT comes
+    ignored), stop the run as an interrupt does: the servers and services it started stop with
+    it and their files go. Killed outright they were left running, holding tens of GB at
+    national size."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=list(SIZES), default="small")
     parser.add_argument("--out", type=Path, default=Path("proof-report"))
     args = parser.parse_args()
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    _interrupted_by_kill()
     results = asyncio.run(run(SIZES[args.size], args.out))
     summary = {
         "report": str(args.out / "report.md"),

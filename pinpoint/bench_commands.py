@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from enum import StrEnum
@@ -40,8 +41,14 @@ def bench(
         *("--size", size.value, "--out", str(out.resolve())),
     ]
     # From the repository's root, where `bench` imports; `out` as the caller meant it.
-    finished = subprocess.run(command, cwd=REPOSITORY, check=False)  # noqa: S603 - our own module
-    raise typer.Exit(finished.returncode)
+    proof = subprocess.Popen(command, cwd=REPOSITORY)  # noqa: S603 - our own module
+    # Stopped, it stops the proof, which stops the servers and services it started.
+    told = signal.signal(signal.SIGTERM, lambda *_: proof.terminate())
+    try:
+        returncode = proof.wait()
+    finally:
+        signal.signal(signal.SIGTERM, told)
+    raise typer.Exit(returncode)
 
 
 def register(app: typer.Typer) -> None:
