@@ -457,6 +457,9 @@ async def _proof(
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # Once: a second signal must not break off the cleanup the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -466,7 +469,7 @@ def _interrupted_by_kill() -> None:
     it and their files go. Killed outright they were left running, holding tens of GB at
     national size."""
     signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
 
 
 def main() -> None:

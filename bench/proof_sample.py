@@ -46,8 +46,9 @@ FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1"""
 
 # While a transaction writes millions of outbox rows (an import's), a look steps over each one it
 # has written so far and takes seconds: the next look waits this many times as long (at most
-# about 5% of a core on them), and the samples between carry the last figures.
+# about 5% of a core on them), 30 s at most, and the samples between carry the last figures.
 LOOK_SPACING = 20.0
+LOOK_AT_LEAST_EVERY_SECONDS = 30.0
 
 
 @dataclass
@@ -68,8 +69,9 @@ class Outbox:
             return
         row = await self.conn.fetchrow(PENDING)
         self.backlog, self.oldest_age = (int(row[0]), float(row[1])) if row else (0, 0.0)
-        self.looked_at = time.perf_counter()
-        self.next_look = now + LOOK_SPACING * (self.looked_at - now)
+        self.looked_at = now  # the age is the statement's `now()`: its start
+        took = time.perf_counter() - now
+        self.next_look = now + min(LOOK_SPACING * took, LOOK_AT_LEAST_EVERY_SECONDS)
 
     def age(self) -> float:
         """The oldest pending row's age now (it has aged since the look, if it was pending)."""

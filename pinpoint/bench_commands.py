@@ -42,10 +42,16 @@ def bench(
     ]
     # From the repository's root, where `bench` imports; `out` as the caller meant it.
     proof = subprocess.Popen(command, cwd=REPOSITORY)  # noqa: S603 - our own module
-    # Stopped, it stops the proof, which stops the servers and services it started.
+    # Stopped, it stops the proof, which stops the servers and services it started, and waits
+    # for it to have done so (Ctrl-C reaches both: the proof's own process group).
     told = signal.signal(signal.SIGTERM, lambda *_: proof.terminate())
     try:
-        returncode = proof.wait()
+        while True:
+            try:
+                returncode = proof.wait()
+                break
+            except KeyboardInterrupt:
+                continue
     finally:
         signal.signal(signal.SIGTERM, told)
     raise typer.Exit(returncode)

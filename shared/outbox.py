@@ -16,7 +16,8 @@ look steps over each of them: while a bulk import's transaction writes its milli
 rows, a look from the start takes seconds and finds nothing. A relay whose look came back empty
 and slow waits a few times as long before the next (a request's or an import's commit in its
 own process wakes it at once), the backlog gauge is measured less often the longer it takes,
-and the prune reads only the oldest rows, never the pending index.
+and the prune, which reads only the oldest rows and never the pending index, waits for a look
+that is fast again.
 """
 
 from __future__ import annotations
@@ -164,15 +165,21 @@ PRUNE_EVERY_SECONDS = 60.0
 FULL_LOOK_EVERY_SECONDS = 5.0
 NO_SEQ = 2**63 - 1  # above every `seq`: nothing is pending
 # How often the relay measures its backlog for the gauge (not after every batch), and at least
-# how many times as long as the last measure took (at most 2% of a core on it).
+# how many times as long as the last measure took (at most 2% of a core on it), up to a minute.
 BACKLOG_EVERY_SECONDS = 5.0
 BACKLOG_SPACING = 50.0
+BACKLOG_MAX_EVERY_SECONDS = 60.0
 # After an empty look from the start, the relay waits at least this many times as long as the
 # look took, up to the ceiling (at most a fifth of a core on looks that find nothing). A request's
-# or an import's commit wakes its own process's relay at once; an event a consumer staged waits
-# at most the ceiling.
+# or an import's commit wakes its own process's relay at once; an event a consumer staged, or a
+# command-line import wrote from another process, waits at most the ceiling.
 EMPTY_LOOK_SPACING = 4.0
 EMPTY_LOOK_MAX_WAIT_SECONDS = 15.0
+# An empty look slower than this stepped over rows not committed yet (a million of them: about
+# 0.35 s; ten million rows sent and not yet vacuumed: about 0.08 s); the prune, which would step
+# over them too, waits for a faster one, ten minutes at most.
+SLOW_LOOK_SECONDS = 0.25
+PRUNE_HELD_AT_MOST_SECONDS = 600.0
 
 
 class OutboxRelay:
@@ -201,6 +208,7 @@ class OutboxRelay:
         self._next_full_look = 0.0
         self._next_prune = 0.0
         self._next_backlog = 0.0
+        self._looks_slow = False  # the last look found nothing, slowly: rows not committed yet
         self._wake = asyncio.Event()
         self._batch_publisher: BatchPublisher | None = None
         bus.on_reconnect(self.wake)  # publish what waited as soon as NATS is back
@@ -297,7 +305,9 @@ class OutboxRelay:
         pending row among them. It never reads the pending index (with ten million events
         pending and none yet old enough, a look by `sent_at` in `seq` order read all of them,
         20 s a minute; while an import's transaction wrote its millions, a look for the first
-        pending row stepped over every one it had written so far).
+        pending row stepped over every one it had written so far). With fewer than `batch`
+        committed rows before such uncommitted ones this look goes on into them too: a running
+        relay holds its prune while its own looks are that slow.
         """
         table = table_of(OutboxMessage).c
         oldest = sa.select(table.seq, table.sent_at).order_by(table.seq).limit(batch).cte("oldest")
@@ -315,8 +325,11 @@ class OutboxRelay:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def _prune_if_due(self) -> None:
-        if self.retention is None or time.monotonic() < self._next_prune:
+        now = time.monotonic()
+        if self.retention is None or now < self._next_prune:
             return
+        if self._looks_slow and now < self._next_prune + PRUNE_HELD_AT_MOST_SECONDS:
+            return  # it would step over the rows not committed yet that slowed the look
         self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
         try:
             await self.prune(self.retention)
@@ -333,6 +346,7 @@ class OutboxRelay:
             looked = time.monotonic()
             try:
                 sent = await self.relay_once()
+                took = time.monotonic() - looked
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -341,16 +355,18 @@ class OutboxRelay:
                         "outbox relay cannot publish, will keep retrying",
                         extra={"error": repr(exc)},
                     )
-                failing, sent = True, 0
+                failing, sent, took = True, 0, 0.0
                 delay = min(max(delay * 2, 0.5), 5.0)
             else:
                 if failing:
                     logger.info("outbox relay publishes again")
                 failing, delay = False, self.idle_seconds
+            # An empty look this slow stepped over rows not committed yet: so would the prune.
+            self._looks_slow = not sent and took > SLOW_LOOK_SECONDS
             await self._record_backlog()
             if sent == self.batch_size:
                 continue
-            wait = delay if sent or failing else empty_look_wait(time.monotonic() - looked, delay)
+            wait = delay if sent or failing else empty_look_wait(took, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
@@ -358,12 +374,14 @@ class OutboxRelay:
         if time.monotonic() < self._next_backlog:
             return
         started = time.monotonic()
+        self._next_backlog = started + BACKLOG_EVERY_SECONDS
         try:
             OUTBOX_BACKLOG.set(await self.backlog())
         except Exception:  # the database is away: the relay already said so
             logger.debug("outbox backlog not measured", exc_info=True)
-        took = time.monotonic() - started
-        self._next_backlog = started + max(BACKLOG_EVERY_SECONDS, BACKLOG_SPACING * took)
+            return
+        spaced = min(BACKLOG_SPACING * (time.monotonic() - started), BACKLOG_MAX_EVERY_SECONDS)
+        self._next_backlog = started + max(BACKLOG_EVERY_SECONDS, spaced)
 
 
 def empty_look_wait(took: float, idle_seconds: float) -> float:

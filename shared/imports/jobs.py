@@ -177,14 +177,14 @@ class ImportRunner(ABC, Generic[JobT]):
                 # statement, so the raw connection would otherwise commit statement by statement.
                 async with pg.transaction():
                     outcome = await move(pg)
+            if self.on_moved_in is not None:
+                self.on_moved_in()  # committed
         except BaseException as exc:
             self.logger.exception("%s %s failed", self.label, job_id)
             await self._fail(job_id, f"the import failed and imported nothing: {exc}")
             raise
         finally:
             await self._drop(job_id)
-        if self.on_moved_in is not None:
-            self.on_moved_in()
         return outcome
 
     def complete_in_background(self, job_id: UUID, caller: Caller, headers: dict[str, str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import shutil
@@ -24,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from pinpoint.devservers import LocalNats, free_port
 from services.registry.app import create_app
 from services.registry.settings import RegistrySettings
+from shared import outbox
 from shared.auth import IDENTITY_HEADER, Caller, Role, mint_internal_token
 from shared.bus import Bus
 from shared.db import create_engine, create_sessionmaker, transaction
@@ -85,6 +87,7 @@ async def make_relay(
         nats_url: str | None = None,
         full_look_seconds: float = 5.0,
         idle_seconds: float = 0.05,
+        retention: timedelta | None = None,
     ) -> OutboxRelay:
         bus = Bus(
             nats_url or registry_settings.nats_url,
@@ -98,6 +101,7 @@ async def make_relay(
             batch_size=batch_size,
             idle_seconds=idle_seconds,
             full_look_seconds=full_look_seconds,
+            retention=retention,
         )
 
     yield make
@@ -231,23 +235,38 @@ async def test_a_relay_with_a_backlog_still_looks_from_the_start_every_few_secon
     assert await _published(registry_settings) == [*behind[:2], late, *behind[2:]]
 
 
-async def test_a_relay_spaces_its_looks_while_they_step_over_uncommitted_rows(
-    registry_settings: RegistrySettings, make_relay: Callable[..., OutboxRelay]
+async def test_a_relay_spaces_its_looks_and_holds_its_prune_while_they_step_over_uncommitted_rows(
+    registry_settings: RegistrySettings,
+    make_relay: Callable[..., OutboxRelay],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Rows a transaction has written and not committed (a bulk import's outbox rows) are in
     the pending index, and every look from the start steps over them to find nothing: the relay
-    waits a few times as long as such a look took before the next, not its idle tick."""
-    relay = make_relay(idle_seconds=0.01)
+    waits a few times as long as such a look took before the next, not its idle tick, and does
+    not prune (its look would step over them too) while its looks are that slow."""
+    # Here a look over the uncommitted rows takes tens of ms; at national size, seconds.
+    monkeypatch.setattr(outbox, "SLOW_LOOK_SECONDS", 0.005)
+    monkeypatch.setattr(outbox, "PRUNE_EVERY_SECONDS", 0.0)
+    relay = make_relay(idle_seconds=0.01, retention=timedelta(hours=72))
     looks: list[tuple[float, float, int]] = []  # start, end, events sent
-    relay_once = relay.relay_once
+    prunes: list[float] = []
+    relay_once, prune = relay.relay_once, relay.prune
+
+    enough = asyncio.Event()
 
     async def timed() -> int:
         started = time.monotonic()
         sent = await relay_once()
         looks.append((started, time.monotonic(), sent))
+        if len(looks) >= 6:
+            enough.set()
         return sent
 
-    relay.relay_once = timed  # type: ignore[method-assign]
+    async def counted(older_than: timedelta, *, batch: int = 10_000) -> int:
+        prunes.append(time.monotonic())
+        return await prune(older_than, batch=batch)
+
+    relay.relay_once, relay.prune = timed, counted  # type: ignore[method-assign]
     conn = await asyncpg.connect(registry_settings.database_url.replace("+asyncpg", ""))
     importing = conn.transaction()
     await importing.start()
@@ -259,7 +278,8 @@ async def test_a_relay_spaces_its_looks_while_they_step_over_uncommitted_rows(
         )
         stop = asyncio.Event()
         running_relay = asyncio.create_task(relay.run(stop))
-        await asyncio.sleep(4)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(enough.wait(), 30)
         stop.set()
         relay.wake()
         await running_relay
@@ -277,17 +297,30 @@ async def test_a_relay_spaces_its_looks_while_they_step_over_uncommitted_rows(
     assert len(slow) >= 3, f"too few slow looks to tell: {spaced}"
     for gap, took in slow:
         assert gap >= took, (gap, took)
+    # Due at every turn here, the prune ran once: before the first look, which was slow.
+    assert len(prunes) == 1 and prunes[0] < looks[0][0]
 
 
 async def test_an_import_wakes_its_relay_and_its_events_go_at_once(
-    registry_settings: RegistrySettings,
+    registry_settings: RegistrySettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The relay's idle tick here is a minute: only the woken relay publishes the imported
     household's event within seconds."""
+    looked = asyncio.Event()
+    relay_once = OutboxRelay.relay_once
+
+    async def noted(self: OutboxRelay) -> int:
+        try:
+            return await relay_once(self)
+        finally:
+            looked.set()
+
+    monkeypatch.setattr(OutboxRelay, "relay_once", noted)
     settings = registry_settings.model_copy(update={"relay_idle_seconds": 60.0})
     app = create_app(settings)
     async with running(app), national_admin(app, settings) as admin:
-        await asyncio.sleep(0.3)  # the relay has looked, found nothing, and waits its minute
+        # The relay has looked, found nothing, and waits its minute.
+        await asyncio.wait_for(looked.wait(), 10)
         summary = await import_file(admin, csv_bytes([row(house_code="24010100001")]))
         assert summary["households_imported"] == 1
 
