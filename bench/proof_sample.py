@@ -38,7 +38,7 @@ OTHERS = [("LOGBOOK", REGISTRY_OWN_DURABLE), ("REGISTRY", LOGBOOK_OWN_DURABLE)]
 # The outbox's backlog (as the relay's gauge counts it, `BACKLOG_SQL`: every row from the first
 # pending one to the newest) and the age of that first row, in one look. After a bulk import the
 # pending index holds millions of rows already sent until a vacuum, and a look steps over all of
-# them (about 30 ms at national size): one look a second, not one per figure.
+# them (60-80 ms a look in the national catch-up): one look a second, not one per figure.
 PENDING = """
 SELECT (SELECT max(seq) FROM outbox) - seq + 1, extract(epoch FROM now() - created_at)
 FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1"""
@@ -52,7 +52,7 @@ LOOK_AT_LEAST_EVERY_SECONDS = 30.0
 
 
 @dataclass
-class Outbox:
+class OutboxLook:
     """One service's outbox as the sampler last saw it."""
 
     conn: asyncpg.Connection
@@ -97,7 +97,10 @@ class Sampler:
     async def __aenter__(self) -> Sampler:
         self._registry = await asyncpg.connect(self.registry_dsn)
         self._logbook = await asyncpg.connect(self.logbook_dsn)
-        self._outboxes = {"registry": Outbox(self._registry), "logbook": Outbox(self._logbook)}
+        self._outboxes = {
+            "registry": OutboxLook(self._registry),
+            "logbook": OutboxLook(self._logbook),
+        }
         self._nc = await nats.connect(self.nats_url)
         self._js = self._nc.jetstream()
         self._task = asyncio.create_task(self._run())
