@@ -18,7 +18,9 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -81,25 +83,20 @@ async def _looks_ms(conn: asyncpg.Connection, relay: OutboxRelay) -> dict[str, f
 async def _share_looking(relay: OutboxRelay, seconds: float) -> float:
     """The share of the time a running relay spends in its looks and backlog measures."""
     spent = 0.0
-    relay_once, backlog = relay.relay_once, relay.backlog
 
-    async def timed_once() -> int:
-        nonlocal spent
-        started = time.perf_counter()
-        try:
-            return await relay_once()
-        finally:
-            spent += time.perf_counter() - started
+    def timed(look: Callable[[], Awaitable[int]]) -> Callable[[], Coroutine[Any, Any, int]]:
+        async def call() -> int:
+            nonlocal spent
+            started = time.perf_counter()
+            try:
+                return await look()
+            finally:
+                spent += time.perf_counter() - started
 
-    async def timed_backlog() -> int:
-        nonlocal spent
-        started = time.perf_counter()
-        try:
-            return await backlog()
-        finally:
-            spent += time.perf_counter() - started
+        return call
 
-    relay.relay_once, relay.backlog = timed_once, timed_backlog  # type: ignore[method-assign]
+    relay.relay_once = timed(relay.relay_once)  # type: ignore[method-assign]
+    relay.backlog = timed(relay.backlog)  # type: ignore[method-assign]
     stop = asyncio.Event()
     started = time.perf_counter()
     task = asyncio.create_task(relay.run(stop))
