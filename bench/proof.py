@@ -339,6 +339,12 @@ async def _proof(
         try:
 
             async def logbook_knows() -> bool:
+                # A household the logbook knows without its team stops the scan early; the
+                # count (a read of every row) runs once none is left.
+                if await conn.fetchval(
+                    "SELECT EXISTS (SELECT FROM household_ref WHERE mentor_team_id IS NULL)"
+                ):
+                    return False
                 known = await conn.fetchval(
                     "SELECT count(*) FROM household_ref WHERE mentor_team_id IS NOT NULL"
                 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -11,7 +11,7 @@ import asyncpg
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy import Executable, Result, Table, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
@@ -107,27 +107,60 @@ def table_of(model: type[SQLModel]) -> Table:
     return table
 
 
+def _by_columns(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Rows grouped by the columns they set, in their order within each group."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(sorted(row))].append(row)
+    return groups
+
+
+def _given(table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]) -> Any:
+    """`unnest(<one array a column>) AS given(<names>)`: the rows as one parameter a column,
+    typed as the table's columns. The statement's text is the same for any number of rows, so
+    it compiles once and the server plans it once."""
+    arrays = (
+        sa.bindparam(name, [row[name] for row in rows], type_=ARRAY(table.c[name].type))
+        for name in names
+    )
+    return sa.func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+
+
+async def insert_rows(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    conflict: Callable[[Insert, Sequence[str]], Insert] | None = None,
+) -> None:
+    """Insert many rows of one table, as plain values (bulk paths), in their order:
+    `INSERT INTO table (...) SELECT * FROM unnest(...)`, one statement for all the rows that
+    set the same columns; `conflict(statement, columns)` adds an `ON CONFLICT` clause. (Rows
+    given as a list of parameters go as one `INSERT` a row, each bound and run on its own.)"""
+    for names, group in _by_columns(rows).items():
+        given = _given(table, names, group)
+        statement = insert(table).from_select(list(names), sa.select(*given.c))
+        await run(session, conflict(statement, names) if conflict is not None else statement)
+
+
 async def update_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Set columns of many rows, each found by its `id`: one statement for all the rows that
     set the same columns, `UPDATE ... FROM unnest(<one array a column>)`. (The ORM's flush
     sends one single-row UPDATE a row; the server then plans and runs each alike.)"""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_columns[tuple(sorted(row))].append(row)
-    for names, group in by_columns.items():
-        given = sa.func.unnest(
-            *(
-                sa.bindparam(name, [row[name] for row in group], type_=ARRAY(table.c[name].type))
-                for name in names
-            )
-        )
-        values = given.table_valued(*names).render_derived(name="given")
+    for names, group in _by_columns(rows).items():
+        values = _given(table, names, group)
         statement = (
             sa.update(table)
             .values({name: values.c[name] for name in names if name != "id"})
             .where(table.c.id == values.c.id)
         )
         await run(session, statement)
+
+
+def one_of(column: Any, values: Iterable[Any]) -> Any:
+    """`column = ANY($1)`: the values as one array parameter. (`IN (...)` takes a parameter a
+    value: a statement whose text changes with the list's length, compiled again in Python
+    and parsed again by the server, hundreds of parameters a batch.)"""
+    return column == sa.any_(sa.literal(list(values), ARRAY(column.type)))
 
 
 def starts_with(column: Any, prefix: str) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import Insert, distinct_on, insert
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,7 +23,7 @@ from services.logbook.models import (
     PersonRef,
     Visit,
 )
-from shared.db import run, starts_with, table_of
+from shared.db import insert_rows, one_of, run, starts_with, table_of
 
 OPEN_STATUSES = ("planned", "in_progress")
 # With DISTINCT ON (household_id): each household's most recent visit.
@@ -73,29 +73,26 @@ class LogbookRepository:
         table = table_of(HouseholdRef)
         query = (
             sa.select(*(table.c[name] for name in columns))
-            .where(table.c.id.in_(household_ids))
+            .where(one_of(table.c.id, household_ids))
             .order_by(table.c.id)
             .with_for_update()
         )
         return (await run(self.session, query)).all()
 
     async def insert_households(self, rows: Sequence[dict[str, Any]], *, replace: bool) -> None:
-        """Add these households; one already there is left as it is, or replaced.
+        """Add these households in id order (the order every writer takes, so two never wait
+        on each other); one already there is left as it is, or replaced. One statement."""
 
-        The rows go as parameters of one statement compiled once (SQLAlchemy sends them in
-        multi-row batches); a multi-row `VALUES` built per call was compiled anew every time.
-        """
-        if not rows:
-            return
-        statement = insert(table_of(HouseholdRef))
-        if replace:
-            updates = {k: statement.excluded[k] for k in rows[0] if k != "id"}
-            statement = statement.on_conflict_do_update(
+        def on_conflict(statement: Insert, columns: Sequence[str]) -> Insert:
+            if not replace:
+                return statement.on_conflict_do_nothing()
+            updates = {k: statement.excluded[k] for k in columns if k != "id"}
+            return statement.on_conflict_do_update(
                 index_elements=["id"], set_={**updates, "refreshed_at": sa.func.now()}
             )
-        else:
-            statement = statement.on_conflict_do_nothing()
-        await self.session.exec(statement, params=sorted(rows, key=lambda row: row["id"]))
+
+        ordered = sorted(rows, key=lambda row: row["id"])
+        await insert_rows(self.session, table_of(HouseholdRef), ordered, on_conflict)
 
     async def upsert_organization(self, values: dict[str, Any]) -> None:
         statement = insert(OrganizationRef).values(**values)
@@ -108,7 +105,7 @@ class LogbookRepository:
         """How many of these households are in the read model with a mentor team."""
         found = await self.session.scalar(
             sa.select(sa.func.count()).where(
-                col(HouseholdRef.id).in_(household_ids),
+                one_of(col(HouseholdRef.id), household_ids),
                 col(HouseholdRef.mentor_team_id).is_not(None),
             )
         )
@@ -124,25 +121,27 @@ class LogbookRepository:
         """Note these persons (`id`, `household_id`) as their households' members, in id
         order (the order every writer takes, so two never wait on each other); one already
         known is left alone, or given the row's household."""
-        if not rows:
-            return
-        statement = insert(table_of(PersonRef))
-        if replace:
-            statement = statement.on_conflict_do_update(
+
+        def on_conflict(statement: Insert, columns: Sequence[str]) -> Insert:
+            if not replace:
+                return statement.on_conflict_do_nothing()
+            return statement.on_conflict_do_update(
                 index_elements=["id"], set_={"household_id": statement.excluded.household_id}
             )
-        else:
-            statement = statement.on_conflict_do_nothing()
-        await self.session.exec(statement, params=sorted(rows, key=lambda row: row["id"]))
+
+        ordered = sorted(rows, key=lambda row: row["id"])
+        await insert_rows(self.session, table_of(PersonRef), ordered, on_conflict)
 
     async def get_person(self, person_id: UUID) -> PersonRef | None:
         return await self.session.get(PersonRef, person_id)
 
     async def add_household_statuses(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:  # as `insert_households`: one compiled statement, the rows as parameters
-            await self.session.exec(
-                insert(table_of(HouseholdStatusRef)).on_conflict_do_nothing(), params=list(rows)
-            )
+        await insert_rows(
+            self.session,
+            table_of(HouseholdStatusRef),
+            rows,
+            lambda statement, _: statement.on_conflict_do_nothing(),
+        )
 
     # Visits
 
@@ -159,7 +158,7 @@ class LogbookRepository:
         rows = (
             await self.session.exec(
                 select(Visit)
-                .where(col(Visit.household_id).in_(household_ids))
+                .where(one_of(col(Visit.household_id), household_ids))
                 .ext(distinct_on(col(Visit.household_id)))
                 .order_by(*_LATEST_VISIT_FIRST)
             )
@@ -188,7 +187,7 @@ class LogbookRepository:
         rows = (
             await self.session.exec(
                 select(Intervention.supersedes, Intervention.id).where(
-                    col(Intervention.supersedes).in_(intervention_ids)
+                    one_of(col(Intervention.supersedes), intervention_ids)
                 )
             )
         ).all()
@@ -233,7 +232,7 @@ class LogbookRepository:
         return (
             await self.session.exec(
                 select(InterventionStatusChange)
-                .where(col(InterventionStatusChange.intervention_id).in_(intervention_ids))
+                .where(one_of(col(InterventionStatusChange.intervention_id), intervention_ids))
                 .order_by(
                     col(InterventionStatusChange.changed_at), col(InterventionStatusChange.id)
                 )
@@ -244,7 +243,7 @@ class LogbookRepository:
         return (
             await self.session.exec(
                 select(Intervention)
-                .where(col(Intervention.household_id).in_(household_ids))
+                .where(one_of(col(Intervention.household_id), household_ids))
                 .order_by(col(Intervention.recorded_at), col(Intervention.id))
             )
         ).all()

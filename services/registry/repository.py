@@ -22,7 +22,7 @@ from services.registry.models import (
     PiiAccess,
     StatusChange,
 )
-from shared.db import starts_with, table_of, update_rows
+from shared.db import insert_rows, one_of, starts_with, table_of, update_rows
 from shared.errors import Conflict
 
 # Unique constraints a concurrent request can win the race for, after our own checks passed.
@@ -54,8 +54,7 @@ class RegistryRepository:
 
     async def insert_rows(self, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
         """New rows of one table, as plain values, in one statement (bulk paths)."""
-        if rows:
-            await self.session.exec(sa.insert(table_of(model)), params=list(rows))
+        await insert_rows(self.session, table_of(model), rows)
 
     async def update_rows(self, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
         """Changes of many rows of one table, as plain values with their `id` (bulk paths)."""
@@ -164,7 +163,7 @@ class RegistryRepository:
         other instead of deadlocking)."""
         query = (
             select(Household)
-            .where(col(Household.id).in_(household_ids))
+            .where(one_of(col(Household.id), household_ids))
             .order_by(col(Household.id))
         )
         if status is not None:
@@ -219,7 +218,7 @@ class RegistryRepository:
         rows = (
             await self.session.exec(
                 select(Person.household_id, sa.func.count())
-                .where(col(Person.household_id).in_(household_ids))
+                .where(one_of(col(Person.household_id), household_ids))
                 .group_by(col(Person.household_id))
             )
         ).all()
@@ -301,7 +300,5 @@ class RegistryRepository:
 
     async def log_pii_access(self, entries: Sequence[PiiAccess]) -> None:
         if entries:
-            await self.session.exec(
-                sa.insert(PiiAccess),
-                params=[e.model_dump(exclude={"at"}) for e in entries],
-            )
+            rows = [e.model_dump(exclude={"at"}) for e in entries]
+            await insert_rows(self.session, table_of(PiiAccess), rows)

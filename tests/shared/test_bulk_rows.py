@@ -1,0 +1,110 @@
+"""Bulk paths write many rows in one statement a table: in their order, typed as the columns,
+and with the conflict rule the caller gives."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+from services.logbook.models import HouseholdRef
+from services.logbook.repository import LogbookRepository
+from services.logbook.settings import LogbookSettings
+from services.registry.settings import RegistrySettings
+from shared.db import create_engine, create_sessionmaker, insert_rows, table_of, transaction
+from shared.events import Event
+from shared.outbox import Outbox
+from tests.conftest import db_rows
+
+
+def _event(n: int) -> Event:
+    return Event(
+        type="registry.household.registered",
+        source="test",
+        subject=str(uuid4()),
+        area_code="240101",
+        schema_version=1,
+        data={"n": n, "name": "นางสาว ทดสอบ", "nested": {"list": [1, 2, n]}},
+    )
+
+
+async def test_staged_events_keep_their_order_and_payloads(
+    registry_settings: RegistrySettings,
+) -> None:
+    engine = create_engine(registry_settings)
+    events = [_event(n) for n in range(300)]
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            outbox = Outbox(session, source="test", headers={"X-Request-ID": "bulk"})
+            await outbox.add_many(events)
+    finally:
+        await engine.dispose()
+    rows = await db_rows(registry_settings, "SELECT id, payload, headers FROM outbox ORDER BY seq")
+    assert [r["id"] for r in rows] == [e.id for e in events]
+    for row, event in zip(rows, events, strict=True):
+        assert Event.model_validate_json(row["payload"]) == event
+    assert {r["headers"] for r in rows} == {'{"X-Request-ID": "bulk"}'}
+
+
+async def test_rows_that_set_different_columns_each_get_their_own(
+    logbook_settings: LogbookSettings,
+) -> None:
+    engine = create_engine(logbook_settings)
+    team = uuid4()
+    rows: list[dict[str, Any]] = [
+        {"id": uuid4(), "area_code": "24010101", "status": "target"},
+        {"id": uuid4(), "area_code": "24010102", "status": "target", "mentor_team_id": team},
+        {"id": uuid4(), "area_code": "24010103", "status": "in_progress"},
+    ]
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            await insert_rows(session, table_of(HouseholdRef), rows)
+    finally:
+        await engine.dispose()
+    stored = await db_rows(
+        logbook_settings,
+        "SELECT id, area_code, status, mentor_team_id, refreshed_at FROM household_ref",
+    )
+    assert {(r["id"], r["area_code"], r["status"], r["mentor_team_id"]) for r in stored} == {
+        (row["id"], row["area_code"], row["status"], row.get("mentor_team_id")) for row in rows
+    }
+    assert all(r["refreshed_at"] is not None for r in stored)  # the column's default
+
+
+async def test_read_model_rows_are_kept_or_replaced_as_asked(
+    logbook_settings: LogbookSettings,
+) -> None:
+    engine = create_engine(logbook_settings)
+    sessionmaker = create_sessionmaker(engine)
+    first, second = uuid4(), uuid4()
+    team = uuid4()
+
+    def household(id: UUID, area: str, team_id: UUID | None) -> dict[str, Any]:
+        return {"id": id, "area_code": area, "mentor_team_id": team_id, "status": "target"}
+
+    try:
+        async with transaction(sessionmaker) as session:
+            repo = LogbookRepository(session)
+            await repo.insert_households([household(first, "24010101", None)], replace=False)
+        async with transaction(sessionmaker) as session:
+            repo = LogbookRepository(session)
+            # Kept: the first is there already; the second is new.
+            await repo.insert_households(
+                [household(second, "24010102", team), household(first, "10010101", team)],
+                replace=False,
+            )
+        kept = await db_rows(
+            logbook_settings, "SELECT id, area_code, mentor_team_id FROM household_ref"
+        )
+        assert {(r["id"], r["area_code"], r["mentor_team_id"]) for r in kept} == {
+            (first, "24010101", None),
+            (second, "24010102", team),
+        }
+        async with transaction(sessionmaker) as session:
+            repo = LogbookRepository(session)
+            await repo.insert_households([household(first, "10010101", team)], replace=True)
+    finally:
+        await engine.dispose()
+    replaced = await db_rows(
+        logbook_settings, "SELECT area_code, mentor_team_id FROM household_ref WHERE id = $1", first
+    )
+    assert [(r["area_code"], r["mentor_team_id"]) for r in replaced] == [("10010101", team)]
