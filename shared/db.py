@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from itertools import groupby
 from typing import Annotated, Any
 
 import asyncpg
@@ -115,15 +117,27 @@ def _by_columns(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], list[di
     return groups
 
 
-def _given(table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]) -> Any:
+def _given(
+    table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]], *, ordinality: str = ""
+) -> Any:
     """`unnest(<one array a column>) AS given(<names>)`: the rows as one parameter a column,
-    typed as the table's columns. The statement's text is the same for any number of rows, so
-    it compiles once and the server plans it once."""
-    arrays = (
-        sa.bindparam(name, [row[name] for row in rows], type_=ARRAY(table.c[name].type))
-        for name in names
-    )
-    return sa.func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+    typed as the table's columns (JSON values travel as text: an array parameter's type is
+    guessed from its first element, and a JSON list there would make it two-dimensional). The
+    statement's text is the same for any number of rows: compiled once, parsed once a
+    connection. With `ordinality`, a column of that name numbers the rows from 1."""
+    arrays = []
+    for name in names:
+        kind = table.c[name].type
+        values = [row[name] for row in rows]
+        if isinstance(kind, sa.ARRAY):
+            raise TypeError(f"{table.name}.{name}: unnest would flatten an array column")
+        if isinstance(kind, sa.JSON):
+            texts = [None if v is None else json.dumps(v) for v in values]
+            arrays.append(sa.cast(sa.bindparam(name, texts, type_=ARRAY(sa.Text)), ARRAY(kind)))
+        else:
+            arrays.append(sa.bindparam(name, values, type_=ARRAY(kind)))
+    given = sa.func.unnest(*arrays).table_valued(*names, with_ordinality=ordinality or None)
+    return given.render_derived(name="given")
 
 
 async def insert_rows(
@@ -132,13 +146,16 @@ async def insert_rows(
     rows: Sequence[dict[str, Any]],
     conflict: Callable[[Insert, Sequence[str]], Insert] | None = None,
 ) -> None:
-    """Insert many rows of one table, as plain values (bulk paths), in their order:
-    `INSERT INTO table (...) SELECT * FROM unnest(...)`, one statement for all the rows that
-    set the same columns; `conflict(statement, columns)` adds an `ON CONFLICT` clause. (Rows
-    given as a list of parameters go as one `INSERT` a row, each bound and run on its own.)"""
-    for names, group in _by_columns(rows).items():
-        given = _given(table, names, group)
-        statement = insert(table).from_select(list(names), sa.select(*given.c))
+    """Insert many rows of one table, as plain values (bulk paths), in their order (an
+    identity column numbers them so): `INSERT INTO table (...) SELECT ... FROM unnest(...)`, one
+    statement for each run of rows that set the same columns; `conflict(statement, columns)`
+    adds an `ON CONFLICT` clause. A column a row leaves out takes the server's default: give
+    every column whose default is made in Python (an `id`). (Rows given as a list of parameters
+    go as one `INSERT` a row, each bound and run on its own.)"""
+    for names, run_of_rows in groupby(rows, key=lambda row: tuple(sorted(row))):
+        given = _given(table, names, list(run_of_rows), ordinality="n")
+        source = sa.select(*(given.c[name] for name in names)).order_by(given.c.n)
+        statement = insert(table).from_select(list(names), source, include_defaults=False)
         await run(session, conflict(statement, names) if conflict is not None else statement)
 
 

@@ -34,6 +34,15 @@ _LATEST_VISIT_FIRST = (
 )
 
 
+def _in_id_order(rows: Sequence[dict[str, Any]], *, replace: bool) -> list[dict[str, Any]]:
+    """Rows sorted by `id`. Of an id given twice the first stays (the later ones find it
+    there), or when replacing the last alone goes in (one statement cannot change a row
+    twice)."""
+    if replace:
+        rows = list({row["id"]: row for row in rows}.values())
+    return sorted(rows, key=lambda row: row["id"])
+
+
 class LogbookRepository:
     """Reads and writes the logbook's tables; flushes, never commits."""
 
@@ -80,8 +89,9 @@ class LogbookRepository:
         return (await run(self.session, query)).all()
 
     async def insert_households(self, rows: Sequence[dict[str, Any]], *, replace: bool) -> None:
-        """Add these households in id order (the order every writer takes, so two never wait
-        on each other); one already there is left as it is, or replaced. One statement."""
+        """Add these households in id order (the order every writer takes: two of them wait
+        for each other at worst, never deadlock); one already there is left as it is, or
+        replaced."""
 
         def on_conflict(statement: Insert, columns: Sequence[str]) -> Insert:
             if not replace:
@@ -91,7 +101,7 @@ class LogbookRepository:
                 index_elements=["id"], set_={**updates, "refreshed_at": sa.func.now()}
             )
 
-        ordered = sorted(rows, key=lambda row: row["id"])
+        ordered = _in_id_order(rows, replace=replace)
         await insert_rows(self.session, table_of(HouseholdRef), ordered, on_conflict)
 
     async def upsert_organization(self, values: dict[str, Any]) -> None:
@@ -119,8 +129,8 @@ class LogbookRepository:
 
     async def add_persons(self, rows: Sequence[dict[str, Any]], *, replace: bool) -> None:
         """Note these persons (`id`, `household_id`) as their households' members, in id
-        order (the order every writer takes, so two never wait on each other); one already
-        known is left alone, or given the row's household."""
+        order (as `insert_households`); one already known is left alone, or given the row's
+        household."""
 
         def on_conflict(statement: Insert, columns: Sequence[str]) -> Insert:
             if not replace:
@@ -129,7 +139,7 @@ class LogbookRepository:
                 index_elements=["id"], set_={"household_id": statement.excluded.household_id}
             )
 
-        ordered = sorted(rows, key=lambda row: row["id"])
+        ordered = _in_id_order(rows, replace=replace)
         await insert_rows(self.session, table_of(PersonRef), ordered, on_conflict)
 
     async def get_person(self, person_id: UUID) -> PersonRef | None:

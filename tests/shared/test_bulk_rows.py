@@ -3,8 +3,13 @@ and with the conflict rule the caller gives."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID, uuid4
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from services.logbook.models import HouseholdRef
 from services.logbook.repository import LogbookRepository
@@ -12,7 +17,7 @@ from services.logbook.settings import LogbookSettings
 from services.registry.settings import RegistrySettings
 from shared.db import create_engine, create_sessionmaker, insert_rows, table_of, transaction
 from shared.events import Event
-from shared.outbox import Outbox
+from shared.outbox import Outbox, OutboxMessage
 from tests.conftest import db_rows
 
 
@@ -108,3 +113,70 @@ async def test_read_model_rows_are_kept_or_replaced_as_asked(
         logbook_settings, "SELECT area_code, mentor_team_id FROM household_ref WHERE id = $1", first
     )
     assert [(r["area_code"], r["mentor_team_id"]) for r in replaced] == [("10010101", team)]
+
+
+async def test_rows_keep_their_order_when_their_columns_differ(
+    registry_settings: RegistrySettings,
+) -> None:
+    """An identity column numbers the rows in the order given, runs of different columns too;
+    JSON values that are lists or text go in as they are."""
+    engine = create_engine(registry_settings)
+    payloads: list[Any] = [[1, 2, 3], {"n": 1}, "ข้อความ", {"n": 3}, [{"deep": [4]}], {"n": 5}]
+    rows: list[dict[str, Any]] = []
+    for n, payload in enumerate(payloads):
+        row = {"id": uuid4(), "subject": f"test.{n}", "payload": payload}
+        if n % 3 == 1:
+            row["headers"] = {"X-Request-ID": str(n)}  # the others take the column's default
+        rows.append(row)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            await insert_rows(session, table_of(OutboxMessage), rows)
+    finally:
+        await engine.dispose()
+    stored = await db_rows(
+        registry_settings, "SELECT id, payload::text, headers::text FROM outbox ORDER BY seq"
+    )
+    assert [r["id"] for r in stored] == [row["id"] for row in rows]
+    assert [json.loads(r["payload"]) for r in stored] == payloads
+    assert [json.loads(r["headers"]) for r in stored] == [row.get("headers", {}) for row in rows]
+
+
+async def test_a_column_made_in_python_must_be_given(
+    registry_settings: RegistrySettings,
+) -> None:
+    """A column whose default is made in Python (an `id`) is not made once for all the rows
+    of the statement: left out, it fails and nothing goes in."""
+    probe = sa.Table(
+        "bulk_probe",
+        sa.MetaData(),
+        sa.Column("id", sa.Uuid, primary_key=True, default=uuid4),
+        sa.Column("name", sa.Text, nullable=False),
+    )
+    await db_rows(registry_settings, "CREATE TABLE bulk_probe (id uuid PRIMARY KEY, name text)")
+    engine = create_engine(registry_settings)
+    try:
+        with pytest.raises(IntegrityError, match="null value"):
+            async with transaction(create_sessionmaker(engine)) as session:
+                await insert_rows(session, probe, [{"name": "ก"}])
+    finally:
+        await engine.dispose()
+    assert await db_rows(registry_settings, "SELECT id FROM bulk_probe") == []
+
+
+async def test_a_household_given_twice_is_replaced_by_the_last(
+    logbook_settings: LogbookSettings,
+) -> None:
+    engine = create_engine(logbook_settings)
+    household = uuid4()
+    given = [
+        {"id": household, "area_code": "24010101", "status": "target", "mentor_team_id": None},
+        {"id": household, "area_code": "24010101", "status": "in_progress", "mentor_team_id": None},
+    ]
+    try:
+        for replace, expected in ((False, "target"), (True, "in_progress")):
+            async with transaction(create_sessionmaker(engine)) as session:
+                await LogbookRepository(session).insert_households(given, replace=replace)
+            stored = await db_rows(logbook_settings, "SELECT status FROM household_ref")
+            assert [r["status"] for r in stored] == [expected]
+    finally:
+        await engine.dispose()
