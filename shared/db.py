@@ -125,7 +125,7 @@ def _given(
     guessed from its first element, and a JSON list there would make it two-dimensional). The
     statement's text is the same for any number of rows: compiled once, parsed once a
     connection. With `ordinality`, a column of that name numbers the rows from 1."""
-    arrays = []
+    arrays: list[Any] = []
     for name in names:
         kind = table.c[name].type
         values = [row[name] for row in rows]
