@@ -4,12 +4,15 @@ and with the conflict rule the caller gives."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.logbook.models import HouseholdRef
 from services.logbook.repository import LogbookRepository
@@ -18,7 +21,19 @@ from services.registry.settings import RegistrySettings
 from shared.db import create_engine, create_sessionmaker, insert_rows, table_of, transaction
 from shared.events import Event
 from shared.outbox import Outbox, OutboxMessage
+from shared.settings import ServiceSettings
 from tests.conftest import db_rows
+
+
+@asynccontextmanager
+async def _transaction(settings: ServiceSettings) -> AsyncIterator[AsyncSession]:
+    """One transaction on the service's database, its engine gone afterwards."""
+    engine = create_engine(settings)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 def _event(n: int) -> Event:
@@ -35,14 +50,10 @@ def _event(n: int) -> Event:
 async def test_staged_events_keep_their_order_and_payloads(
     registry_settings: RegistrySettings,
 ) -> None:
-    engine = create_engine(registry_settings)
     events = [_event(n) for n in range(300)]
-    try:
-        async with transaction(create_sessionmaker(engine)) as session:
-            outbox = Outbox(session, source="test", headers={"X-Request-ID": "bulk"})
-            await outbox.add_many(events)
-    finally:
-        await engine.dispose()
+    async with _transaction(registry_settings) as session:
+        outbox = Outbox(session, source="test", headers={"X-Request-ID": "bulk"})
+        await outbox.add_many(events)
     rows = await db_rows(registry_settings, "SELECT id, payload, headers FROM outbox ORDER BY seq")
     assert [r["id"] for r in rows] == [e.id for e in events]
     for row, event in zip(rows, events, strict=True):
@@ -53,18 +64,14 @@ async def test_staged_events_keep_their_order_and_payloads(
 async def test_rows_that_set_different_columns_each_get_their_own(
     logbook_settings: LogbookSettings,
 ) -> None:
-    engine = create_engine(logbook_settings)
     team = uuid4()
     rows: list[dict[str, Any]] = [
         {"id": uuid4(), "area_code": "24010101", "status": "target"},
         {"id": uuid4(), "area_code": "24010102", "status": "target", "mentor_team_id": team},
         {"id": uuid4(), "area_code": "24010103", "status": "in_progress"},
     ]
-    try:
-        async with transaction(create_sessionmaker(engine)) as session:
-            await insert_rows(session, table_of(HouseholdRef), rows)
-    finally:
-        await engine.dispose()
+    async with _transaction(logbook_settings) as session:
+        await insert_rows(session, table_of(HouseholdRef), rows)
     stored = await db_rows(
         logbook_settings,
         "SELECT id, area_code, status, mentor_team_id, refreshed_at FROM household_ref",
@@ -78,37 +85,32 @@ async def test_rows_that_set_different_columns_each_get_their_own(
 async def test_read_model_rows_are_kept_or_replaced_as_asked(
     logbook_settings: LogbookSettings,
 ) -> None:
-    engine = create_engine(logbook_settings)
-    sessionmaker = create_sessionmaker(engine)
     first, second = uuid4(), uuid4()
     team = uuid4()
 
     def household(id: UUID, area: str, team_id: UUID | None) -> dict[str, Any]:
         return {"id": id, "area_code": area, "mentor_team_id": team_id, "status": "target"}
 
-    try:
-        async with transaction(sessionmaker) as session:
-            repo = LogbookRepository(session)
-            await repo.insert_households([household(first, "24010101", None)], replace=False)
-        async with transaction(sessionmaker) as session:
-            repo = LogbookRepository(session)
-            # Kept: the first is there already; the second is new.
-            await repo.insert_households(
-                [household(second, "24010102", team), household(first, "10010101", team)],
-                replace=False,
-            )
-        kept = await db_rows(
-            logbook_settings, "SELECT id, area_code, mentor_team_id FROM household_ref"
+    async with _transaction(logbook_settings) as session:
+        repo = LogbookRepository(session)
+        await repo.insert_households([household(first, "24010101", None)], replace=False)
+    async with _transaction(logbook_settings) as session:
+        repo = LogbookRepository(session)
+        # Kept: the first is there already; the second is new.
+        await repo.insert_households(
+            [household(second, "24010102", team), household(first, "10010101", team)],
+            replace=False,
         )
-        assert {(r["id"], r["area_code"], r["mentor_team_id"]) for r in kept} == {
-            (first, "24010101", None),
-            (second, "24010102", team),
-        }
-        async with transaction(sessionmaker) as session:
-            repo = LogbookRepository(session)
-            await repo.insert_households([household(first, "10010101", team)], replace=True)
-    finally:
-        await engine.dispose()
+    kept = await db_rows(
+        logbook_settings, "SELECT id, area_code, mentor_team_id FROM household_ref"
+    )
+    assert {(r["id"], r["area_code"], r["mentor_team_id"]) for r in kept} == {
+        (first, "24010101", None),
+        (second, "24010102", team),
+    }
+    async with _transaction(logbook_settings) as session:
+        repo = LogbookRepository(session)
+        await repo.insert_households([household(first, "10010101", team)], replace=True)
     replaced = await db_rows(
         logbook_settings, "SELECT area_code, mentor_team_id FROM household_ref WHERE id = $1", first
     )
@@ -120,7 +122,6 @@ async def test_rows_keep_their_order_when_their_columns_differ(
 ) -> None:
     """An identity column numbers the rows in the order given, runs of different columns too;
     JSON values that are lists or text go in as they are."""
-    engine = create_engine(registry_settings)
     payloads: list[Any] = [[1, 2, 3], {"n": 1}, "ข้อความ", {"n": 3}, [{"deep": [4]}], {"n": 5}]
     rows: list[dict[str, Any]] = []
     for n, payload in enumerate(payloads):
@@ -128,11 +129,8 @@ async def test_rows_keep_their_order_when_their_columns_differ(
         if n % 3 == 1:
             row["headers"] = {"X-Request-ID": str(n)}  # the others take the column's default
         rows.append(row)
-    try:
-        async with transaction(create_sessionmaker(engine)) as session:
-            await insert_rows(session, table_of(OutboxMessage), rows)
-    finally:
-        await engine.dispose()
+    async with _transaction(registry_settings) as session:
+        await insert_rows(session, table_of(OutboxMessage), rows)
     stored = await db_rows(
         registry_settings, "SELECT id, payload::text, headers::text FROM outbox ORDER BY seq"
     )
@@ -153,30 +151,22 @@ async def test_a_column_made_in_python_must_be_given(
         sa.Column("name", sa.Text, nullable=False),
     )
     await db_rows(registry_settings, "CREATE TABLE bulk_probe (id uuid PRIMARY KEY, name text)")
-    engine = create_engine(registry_settings)
-    try:
-        with pytest.raises(IntegrityError, match="null value"):
-            async with transaction(create_sessionmaker(engine)) as session:
-                await insert_rows(session, probe, [{"name": "ก"}])
-    finally:
-        await engine.dispose()
+    with pytest.raises(IntegrityError, match="null value"):
+        async with _transaction(registry_settings) as session:
+            await insert_rows(session, probe, [{"name": "ก"}])
     assert await db_rows(registry_settings, "SELECT id FROM bulk_probe") == []
 
 
 async def test_a_household_given_twice_is_replaced_by_the_last(
     logbook_settings: LogbookSettings,
 ) -> None:
-    engine = create_engine(logbook_settings)
     household = uuid4()
     given = [
         {"id": household, "area_code": "24010101", "status": "target", "mentor_team_id": None},
         {"id": household, "area_code": "24010101", "status": "in_progress", "mentor_team_id": None},
     ]
-    try:
-        for replace, expected in ((False, "target"), (True, "in_progress")):
-            async with transaction(create_sessionmaker(engine)) as session:
-                await LogbookRepository(session).insert_households(given, replace=replace)
-            stored = await db_rows(logbook_settings, "SELECT status FROM household_ref")
-            assert [r["status"] for r in stored] == [expected]
-    finally:
-        await engine.dispose()
+    for replace, expected in ((False, "target"), (True, "in_progress")):
+        async with _transaction(logbook_settings) as session:
+            await LogbookRepository(session).insert_households(given, replace=replace)
+        stored = await db_rows(logbook_settings, "SELECT status FROM household_ref")
+        assert [r["status"] for r in stored] == [expected]
