@@ -72,12 +72,15 @@ async def test_a_valid_file_lands_with_its_counts_and_the_api_s_events(
     ]
     assert visits[1]["next_visit_due"] == "2024-04-09"  # 90 days after 10 January
 
-    # One event per entry, in the order the entries happened, each at its entry's time.
+    # One event per entry, each at its entry's time, written village by village and household
+    # by household, each household's in the order its entries happened.
     events = await _events(logbook_settings)
     assert len(events) == 6
-    times = [e.time for _, e in events]
-    assert times == sorted(times)
-    assert times[0] == _moment("2023-12-01T09:00:00Z")
+    written = [(e.area_code, UUID(e.data["household_id"]), e.time) for _, e in events]
+    assert written == sorted(written)
+    assert len({h for _, h, _ in written}) == 2
+    first_events = [e for _, e in events if e.data["household_id"] == first]
+    assert first_events[0].time == _moment("2023-12-01T09:00:00Z")
     assert [e.id for _, e in events] == sorted(e.id for _, e in events)  # ids in that order too
     for stored, event in events:
         assert stored["subject"] == logbook_settings.events_namespace + event.type

@@ -364,7 +364,11 @@ FROM {verdict} v
 WHERE v.reasons IS NULL
 """
 
-# One event per entry (kind 4, counted in the order the entries happened), in that order; the
+# One event per entry (kind 4, counted in the order they are written): village by village,
+# household by household, each household's in the order they happened. Consumers need a
+# household's events in order, not the country's; a history's worth of events grouped so lets
+# a consumer's batch touch a few villages' households and totals instead of one household and
+# one village an event (the analytics roll-up writes a row per area a batch touches). The
 # envelope and data as shared/events builds them for the API's writes
 # (tests/logbook/test_history_import.py holds the two to the same schema). A visit is its
 # household's first when the household had none before and none of the file is earlier. The
@@ -387,16 +391,19 @@ WITH entries AS (
              || substr(v.capitals, 5, 1) || '}}}}' END AS capitals,
            CASE WHEN v.kind = 'visit' THEN
              NOT v.had_visits
-             AND row_number() OVER (PARTITION BY v.household_id, v.kind
-                                    ORDER BY v.at, v.line) = 1
+             AND count(*) FILTER (WHERE v.kind = 'visit') OVER household_so_far = 1
            END AS first_visit,
            -- Counted in the order they are written, so the outbox's index on id grows at its
            -- right-hand edge instead of taking ids in the file's order all over it.
-           logbook_import_id($1::text, 4, row_number() OVER (ORDER BY v.at, v.line)) AS event_id,
+           logbook_import_id($1::text, 4, row_number() OVER written) AS event_id,
            logbook_import_id($1::text, CASE v.kind WHEN 'visit' THEN 1 ELSE 2 END, v.line)
              AS entry_id
     FROM {{verdict}} v
     WHERE v.reasons IS NULL
+    -- Both windows and the insert's order are one sort (a household's area is its own).
+    WINDOW written AS (ORDER BY v.area_code, v.household_id, v.at, v.line),
+           household_so_far AS (PARTITION BY v.area_code, v.household_id ORDER BY v.at, v.line
+                                ROWS UNBOUNDED PRECEDING)
 )
 INSERT INTO outbox (id, subject, payload, headers)
 SELECT e.event_id,
@@ -425,5 +432,5 @@ SELECT e.event_id,
         || '}}}}}}}}')::jsonb,
        $7::jsonb
 FROM entries e
-ORDER BY e.at, e.line
+ORDER BY e.area_code, e.household_id, e.at, e.line
 """
