@@ -155,9 +155,12 @@ def report(results: dict[str, Any]) -> str:
         f" ({data['import']['rows_read']:,} rows) in {data['import']['seconds']:.1f} s"
         f" ({data['import']['rows_read'] / data['import']['seconds']:,.0f} rows/s),"
         f" {data['import']['rejected']} rejected.",
-        f"- Mentor teams: {data['teams']:,} `POST /v1/organizations` in"
-        f" {data['teams_seconds']} s; every household assigned, up to 1,000 a request, with"
-        f" `POST /v1/households/mentor-team` in {data['assignments_seconds']} s.",
+        f"- Mentor teams: every household listed with `GET /v1/households` (a cursor a"
+        f" province, 500 a page) in {data['list_seconds']} s; {data['teams']:,}"
+        f" `POST /v1/organizations` in {data['teams_seconds']} s; every household assigned, up"
+        f" to 1,000 a request, with `POST /v1/households/mentor-team` in"
+        f" {data['assignments_seconds']} s; the logbook knew every household's team"
+        f" {data['logbook_wait_seconds']} s later.",
         f"- Logbook history: {data['history']['entries']:,} entries over three years"
         f" (`pinpoint generate logbook`:"
         f" {', '.join(f'{k} {v:,}' for k, v in sorted(data['history']['kinds'].items()))}),"
