@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import geothai
 import httpx
 
 from bench.proof_load import (
@@ -98,7 +97,8 @@ SIZES = {
     "tenth": Size("tenth", 100_000, 1_000_000, 1200, 20_000, 180, 32, 300, 60, 3600),
     # The national data set: 1,000,000 households (about 3.5 million persons) and 10,000,000
     # logbook entries over three years. Ten minutes of load: in a national run of fifteen, the
-    # rate and the median and p95 of each five minutes were within 5% of the whole run's.
+    # rate and the per-second median and p95 of each five minutes were within 3% of the whole
+    # run's.
     "national": Size("national", 1_000_000, 10_000_000, 7200, 200_000, 600, 32, 1000, 100, 7200),
 }
 
@@ -331,8 +331,7 @@ async def _proof(
 
         data = DataSet()
         started = time.perf_counter()
-        provinces = list(size.provinces) or [p.code for p in geothai.provinces()]
-        data.households = await list_households(gateway, tokens, provinces)
+        data.households = await list_households(gateway, tokens)
         if len(data.households) != imported["households_imported"]:
             raise RuntimeError(
                 f"listed {len(data.households)} households"

@@ -14,7 +14,7 @@ import random
 import shutil
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -249,33 +249,14 @@ async def import_history(
     }
 
 
-# Provinces listed at once: the registry writes one page while PostgreSQL reads another's.
-LISTING_CHAINS = 4
-
-
-async def list_households(
-    gateway: httpx.AsyncClient, tokens: Tokens, provinces: Sequence[str]
-) -> list[Household]:
-    """Every household of these provinces, in id order (the list's own): a cursor chain per
-    province, a few at a time."""
-    found: dict[str, list[Household]] = {}
-
-    async def province(i: int) -> None:
-        found[provinces[i]] = await _list_area(gateway, tokens, provinces[i])
-
-    await bounded(len(provinces), LISTING_CHAINS, 7200, province)
-    if len(found) != len(provinces):
-        raise RuntimeError(f"listed {len(found)} of {len(provinces)} provinces in two hours")
-    # Ids are UUIDs in their canonical form: as text they sort as the list sorts them.
-    return sorted((h for listed in found.values() for h in listed), key=lambda h: h.id)
-
-
-async def _list_area(gateway: httpx.AsyncClient, tokens: Tokens, area: str) -> list[Household]:
+async def list_households(gateway: httpx.AsyncClient, tokens: Tokens) -> list[Household]:
+    """Every household, in id order: one cursor, 500 a page. (A cursor a province, four at
+    once, took 195 ms a page in the registry's member count at national size against 33-45: a
+    province's households are spread over the person table, where a run of ids has its persons
+    together.)"""
     found, cursor = [], None
     while True:
-        params: dict[str, Any] = {"area_code": area, "limit": 500}
-        if cursor:
-            params["cursor"] = cursor
+        params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
         page = _ok(
             await gateway.get("/v1/households", params=params, headers=tokens.bearer(ADMIN)), 200
         )

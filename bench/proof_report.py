@@ -155,8 +155,8 @@ def report(results: dict[str, Any]) -> str:
         f" ({data['import']['rows_read']:,} rows) in {data['import']['seconds']:.1f} s"
         f" ({data['import']['rows_read'] / data['import']['seconds']:,.0f} rows/s),"
         f" {data['import']['rejected']} rejected.",
-        f"- Mentor teams: every household listed with `GET /v1/households` (a cursor a"
-        f" province, 500 a page) in {data['list_seconds']} s; {data['teams']:,}"
+        f"- Mentor teams: every household listed with `GET /v1/households` (one cursor, 500"
+        f" a page) in {data['list_seconds']} s; {data['teams']:,}"
         f" `POST /v1/organizations` in {data['teams_seconds']} s; every household assigned, up"
         f" to 1,000 a request, with `POST /v1/households/mentor-team` in"
         f" {data['assignments_seconds']} s; the logbook knew every household's team"
