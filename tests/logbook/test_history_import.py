@@ -30,8 +30,10 @@ async def test_a_valid_file_lands_with_its_counts_and_the_api_s_events(
 ) -> None:
     admin = as_caller("national_admin", "TH")
     team = await organization(admin)
+    # The second household is registered first, in the next sub-district: the smaller id, the
+    # later area.
+    second = await household(admin, area_code="240102")
     first = await household(admin, team)
-    second = await household(admin)
     await wait_known(logbook_settings, first, mentor_team_id=team)
     await wait_known(logbook_settings, second)
     officer = logbook_as("province_officer", "24")
@@ -40,7 +42,16 @@ async def test_a_valid_file_lands_with_its_counts_and_the_api_s_events(
         entry(first, "i-1"),
         entry(first, "i-2", status="in_progress", completed_at="", amount_thb=""),
         visit(first, "v-0", at="2023-12-01T09:00:00Z", capitals="", note=""),
-        entry(second, "i-1", dimension="living", menu_code="LIV-03", status="", completed_at=""),
+        # An intervention before the household's first visit: the visit is still its first.
+        entry(
+            second,
+            "i-1",
+            at="2024-01-20T08:00:00+07:00",
+            dimension="living",
+            menu_code="LIV-03",
+            status="",
+            completed_at="",
+        ),
         visit(second, "v-1", at="2024-02-01T08:00:00+07:00"),
     ]
     summary = await import_file(officer, csv_bytes(rows, bom=True), filename="history.csv")
@@ -78,7 +89,8 @@ async def test_a_valid_file_lands_with_its_counts_and_the_api_s_events(
     assert len(events) == 6
     written = [(e.area_code, UUID(e.data["household_id"]), e.time) for _, e in events]
     assert written == sorted(written)
-    assert len({h for _, h, _ in written}) == 2
+    assert [h for _, h, _ in written] == [UUID(first)] * 4 + [UUID(second)] * 2
+    assert UUID(second) < UUID(first)  # the area comes before the household
     first_events = [e for _, e in events if e.data["household_id"] == first]
     assert first_events[0].time == _moment("2023-12-01T09:00:00Z")
     assert [e.id for _, e in events] == sorted(e.id for _, e in events)  # ids in that order too

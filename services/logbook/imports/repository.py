@@ -364,12 +364,13 @@ FROM {verdict} v
 WHERE v.reasons IS NULL
 """
 
-# One event per entry (kind 4, counted in the order they are written): village by village,
-# household by household, each household's in the order they happened. Consumers need a
-# household's events in order, not the country's; a history's worth of events grouped so lets
-# a consumer's batch touch a few villages' households and totals instead of one household and
-# one village an event (the analytics roll-up writes a row per area a batch touches). The
-# envelope and data as shared/events builds them for the API's writes
+# One event per entry (kind 4, counted in the order they are written): area by area (a
+# household's village or sub-district), household by household, each household's in the order
+# they happened. Consumers need a household's events in order, not the country's; a history's
+# worth of events grouped so lets a consumer's batch touch a few areas' households and totals
+# instead of a different household and area with nearly every event (the analytics roll-up
+# writes a row for each area, dimension and month a batch touches). The envelope and data as
+# shared/events builds them for the API's writes
 # (tests/logbook/test_history_import.py holds the two to the same schema). A visit is its
 # household's first when the household had none before and none of the file is earlier. The
 # document is written as JSON text and parsed once (as the registry's import does: about half
