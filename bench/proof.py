@@ -6,8 +6,8 @@
    gateway in child processes (`pinpoint serve`, outbox relays and consumers on);
 2. loads a data set through the real paths: a seeded target list (the import generator) uploaded
    as CSV through the gateway, a mentor team in each sub-district and every household assigned
-   to it through the API (up to 1,000 a request), then a logbook history written through the
-   logbook API;
+   to it through the API (up to 1,000 a request), then a logbook history over three years
+   uploaded to the logbook's history import through the gateway;
 3. drives the load mix (bench/proof_load.py `MIX`) through the gateway from this process,
    bounded in count and in time, per route: throughput and latency (median, p95, p99);
 4. measures, in the same run, each read straight to its owning service (internal token) and
