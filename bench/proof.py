@@ -97,7 +97,7 @@ SIZES = {
     "tenth": Size("tenth", 100_000, 1_000_000, 1200, 20_000, 180, 32, 300, 60, 3600),
     # The national data set: 1,000,000 households (about 3.5 million persons) and 10,000,000
     # logbook entries over three years. Ten minutes of load: in a national run of fifteen, the
-    # rate and the per-second median and p95 of each five minutes were within 3% of the whole
+    # rate and the per-second median and p95 of each five minutes were within 3.1% of the whole
     # run's.
     "national": Size("national", 1_000_000, 10_000_000, 7200, 200_000, 600, 32, 1000, 100, 7200),
 }

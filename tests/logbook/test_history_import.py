@@ -83,8 +83,8 @@ async def test_a_valid_file_lands_with_its_counts_and_the_api_s_events(
     ]
     assert visits[1]["next_visit_due"] == "2024-04-09"  # 90 days after 10 January
 
-    # One event per entry, each at its entry's time, written village by village and household
-    # by household, each household's in the order its entries happened.
+    # One event per entry, each at its entry's time, written area by area and household by
+    # household, each household's in the order its entries happened.
     events = await _events(logbook_settings)
     assert len(events) == 6
     written = [(e.area_code, UUID(e.data["household_id"]), e.time) for _, e in events]
