@@ -15,7 +15,13 @@ from fastapi import FastAPI
 from services.analytics.rebuild import RebuildReport, rebuild
 from services.analytics.settings import AnalyticsSettings
 from services.logbook.settings import LogbookSettings
-from tests.analytics.support import all_items, progress_matches, write_history
+from services.registry.settings import RegistrySettings
+from tests.analytics.support import (
+    all_items,
+    progress_matches,
+    settled_everywhere,
+    write_history,
+)
 from tests.conftest import ClientFactory, db_rows, eventually
 
 AREAS = ("TH", "24", "2401", "2402", "240101", "240102", "240201")
@@ -35,6 +41,7 @@ async def _everything(analyst: httpx.AsyncClient) -> dict[str, Any]:
 async def test_a_rebuild_gives_the_same_answers_and_repairs_a_damaged_projection(
     as_caller: ClientFactory,
     logbook_as: ClientFactory,
+    registry_settings: RegistrySettings,
     logbook_settings: LogbookSettings,
     analytics_settings: AnalyticsSettings,
     analytics_app: FastAPI,
@@ -42,6 +49,7 @@ async def test_a_rebuild_gives_the_same_answers_and_repairs_a_damaged_projection
     households, interventions = await write_history(as_caller, logbook_as, logbook_settings)
     analyst = as_caller("analyst", "TH", app=analytics_app)
     await progress_matches(analyst, households, interventions)
+    await settled_everywhere(registry_settings, logbook_settings)
     before = await _everything(analyst)
     (events,) = await db_rows(analytics_settings, "SELECT count(*) FROM processed_event")
 

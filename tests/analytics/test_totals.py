@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import nats
 from fastapi import FastAPI
-from nats.js import JetStreamContext
 
 from services.analytics.events import LOGBOOK_DURABLE, REGISTRY_DURABLE
 from services.logbook.settings import LogbookSettings
 from services.registry.settings import RegistrySettings
 from shared.events import stream_name
-from shared.settings import ServiceSettings
-from tests.analytics.support import expected_totals, progress_matches, write_history
-from tests.conftest import ClientFactory, db_rows, eventually
+from tests.analytics.support import (
+    expected_totals,
+    progress_matches,
+    settled_everywhere,
+    write_history,
+)
+from tests.conftest import ClientFactory, eventually
 
 
 async def test_progress_equals_the_totals_of_the_services_own_records(
@@ -43,29 +44,6 @@ async def test_progress_equals_the_totals_of_the_services_own_records(
     assert len(csv_text.splitlines()) == 12
 
 
-async def _settled(js: JetStreamContext, settings: list[ServiceSettings], namespace: str) -> bool:
-    """Nothing in flight: no outbox row unpublished and no event of either stream waiting for or
-    held by any consumer, twice in a row with the streams unchanged between (an event that moves
-    no total, as a household already reached moving on, still moves `as_of`)."""
-    seen: list[list[int]] = []
-    for look in range(2):
-        if look:
-            await asyncio.sleep(0.2)
-        for one in settings:
-            (row,) = await db_rows(one, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            if row["count"]:
-                return False
-        heads = []
-        for stream in ("REGISTRY", "LOGBOOK"):
-            name = stream_name(stream, namespace)
-            for consumer in await js.consumers_info(name):
-                if consumer.num_pending or consumer.num_ack_pending:
-                    return False
-            heads.append((await js.stream_info(name)).state.last_seq)
-        seen.append(heads)
-    return seen[0] == seen[1]
-
-
 async def test_every_event_delivered_twice_changes_no_total(
     as_caller: ClientFactory,
     logbook_as: ClientFactory,
@@ -76,16 +54,13 @@ async def test_every_event_delivered_twice_changes_no_total(
     households, interventions = await write_history(as_caller, logbook_as, logbook_settings)
     analyst = as_caller("analyst", "TH", app=analytics_app)
     await progress_matches(analyst, households, interventions)
+    await settled_everywhere(registry_settings, logbook_settings)
+    before = {a: (await analyst.get(f"/v1/progress/{a}")).json() for a in ("TH", "2401")}
 
     namespace = logbook_settings.events_namespace
-    outboxes: list[ServiceSettings] = [registry_settings, logbook_settings]
     nc = await nats.connect(logbook_settings.nats_url)
     try:
         js = nc.jetstream()
-        await eventually(
-            lambda: _settled(js, outboxes, namespace), what="every event applied everywhere"
-        )
-        before = {a: (await analyst.get(f"/v1/progress/{a}")).json() for a in ("TH", "2401")}
         for stream in ("REGISTRY", "LOGBOOK"):
             name = stream_name(stream, namespace)
             last = (await js.stream_info(name)).state.last_seq
