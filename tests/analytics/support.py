@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,15 +9,10 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-import nats
-from nats.js import JetStreamContext
 
 from services.logbook.settings import LogbookSettings
-from services.registry.settings import RegistrySettings
-from shared.events import stream_name
 from shared.indicators import INDICATORS_BY_CODE
-from shared.settings import ServiceSettings
-from tests.conftest import ClientFactory, db_rows, eventually
+from tests.conftest import ClientFactory, eventually
 from tests.logbook.support import VISIT, organization, wait_known
 
 # One intervention was completed two months before it was written down: the monthly series
@@ -189,40 +183,3 @@ async def progress_matches(
             return response.status_code == 200 and actual_totals(response.json()) == expected
 
         await eventually(matches, what=f"progress of {area} equal to the records")
-
-
-async def _quiet(js: JetStreamContext, outboxes: list[ServiceSettings], namespace: str) -> bool:
-    """No outbox row unpublished and no event of either stream waiting for or held by any
-    consumer, twice in a row with the streams unchanged between."""
-    heads: list[list[int]] = []
-    for look in range(2):
-        if look:
-            await asyncio.sleep(0.2)
-        for settings in outboxes:
-            (row,) = await db_rows(settings, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            if row["count"]:
-                return False
-        heads.append([])
-        for stream in ("REGISTRY", "LOGBOOK"):
-            name = stream_name(stream, namespace)
-            for consumer in await js.consumers_info(name):
-                if consumer.num_pending or consumer.num_ack_pending:
-                    return False
-            heads[-1].append((await js.stream_info(name)).state.last_seq)
-    return heads[0] == heads[1]
-
-
-async def settled_everywhere(
-    registry_settings: RegistrySettings, logbook_settings: LogbookSettings
-) -> None:
-    """Wait until nothing is in flight: every event published and applied by every consumer.
-    Totals matching the records is not enough before comparing answers: an event that moves no
-    total (a household already reached moving on) still moves `as_of`."""
-    nc = await nats.connect(logbook_settings.nats_url)
-    try:
-        js = nc.jetstream()
-        outboxes: list[ServiceSettings] = [registry_settings, logbook_settings]
-        namespace = logbook_settings.events_namespace
-        await eventually(lambda: _quiet(js, outboxes, namespace), what="every event applied")
-    finally:
-        await nc.close()

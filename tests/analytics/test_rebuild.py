@@ -16,13 +16,9 @@ from services.analytics.rebuild import RebuildReport, rebuild
 from services.analytics.settings import AnalyticsSettings
 from services.logbook.settings import LogbookSettings
 from services.registry.settings import RegistrySettings
-from tests.analytics.support import (
-    all_items,
-    progress_matches,
-    settled_everywhere,
-    write_history,
-)
+from tests.analytics.support import all_items, progress_matches, write_history
 from tests.conftest import ClientFactory, db_rows, eventually
+from tests.faults.support import Services, quiet
 
 AREAS = ("TH", "24", "2401", "2402", "240101", "240102", "240201")
 
@@ -49,7 +45,9 @@ async def test_a_rebuild_gives_the_same_answers_and_repairs_a_damaged_projection
     households, interventions = await write_history(as_caller, logbook_as, logbook_settings)
     analyst = as_caller("analyst", "TH", app=analytics_app)
     await progress_matches(analyst, households, interventions)
-    await settled_everywhere(registry_settings, logbook_settings)
+    await quiet(
+        Services(registry_settings, logbook_settings, analytics_settings, logbook_settings.nats_url)
+    )
     before = await _everything(analyst)
     (events,) = await db_rows(analytics_settings, "SELECT count(*) FROM processed_event")
 
