@@ -5,6 +5,13 @@ staging, check every row in SQL, move the valid rows into the indexed tables, wr
 audit and one outbox event per household, all in one transaction. The baseline: asyncpg's
 `copy_to_table` of the same CSV file into one unindexed table of text columns, on the same
 server in the same run. National size: `--households 1000000` (about 3.5 million persons).
+
+A second reference, the floor this schema sets: the rows the import wrote (households, persons,
+status history, audit trail, outbox events), copied with a binary COPY into the same tables of
+a fresh database with the same migrations, so with the same indexes and foreign keys, and with
+nothing parsed, encrypted or checked. With `--parts`, the same floor again with parts of the
+schema taken away (the trigram index, the foreign keys, every index but the keys), each in a
+fresh database of its own: what each part costs of the floor.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import shutil
 import tempfile
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -34,6 +41,24 @@ from shared.migrations import upgrade
 from shared.pii import CitizenIdVault
 
 CHUNK = 1024 * 1024
+
+# What an import writes, table by table, in an order its foreign keys allow.
+WRITTEN = ("household", "person", "status_change", "audit_entry", "outbox")
+
+# Parts of the schema a floor can be measured without: each a query for the DDL that drops it
+# from the written tables ($1).
+_TRIGRAM = """SELECT format('DROP INDEX %s', indexrelid::regclass) FROM pg_index
+WHERE indrelid = ANY($1::regclass[]) AND indexrelid = 'household_search'::regclass"""
+_FOREIGN_KEYS = """SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname)
+FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY($1::regclass[])"""
+_NOT_KEYS = """SELECT format('DROP INDEX %s', indexrelid::regclass) FROM pg_index
+WHERE indrelid = ANY($1::regclass[]) AND NOT indisunique"""
+PARTS = {
+    "without the trigram index": (_TRIGRAM,),
+    "without the foreign keys": (_FOREIGN_KEYS,),
+    "without either": (_TRIGRAM, _FOREIGN_KEYS),
+    "primary and unique keys only": (_FOREIGN_KEYS, _NOT_KEYS),
+}
 
 
 def _peak_rss_mib() -> float:
@@ -91,6 +116,45 @@ async def bare_copy(dsn: str, path: Path) -> float:
         await pg.close()
 
 
+async def written_copy(
+    postgres: LocalPostgres, database: str, spool: Path, without: Sequence[str] = ()
+) -> tuple[dict[str, float], float]:
+    """Seconds to COPY each table's rows from the imported database into a fresh one, migrated
+    the same way and then without the parts `without` selects, and PostgreSQL's CPU seconds
+    for those COPYs (not for reading the rows out)."""
+    server = postgres.url.rsplit("/", 1)[0]
+    url = f"{server}/{database}".replace("postgresql://", "postgresql+asyncpg://")
+    await asyncio.to_thread(upgrade, SCRIPT_LOCATION, url)
+    source = await asyncpg.connect(f"{server}/registry")
+    target = await asyncpg.connect(f"{server}/{database}")
+    seconds: dict[str, float] = {}
+    cpu = 0.0
+    try:
+        for query in without:
+            for (ddl,) in await target.fetch(query, list(WRITTEN)):
+                await target.execute(ddl)
+        for table in WRITTEN:
+            columns = [
+                r["attname"]
+                for r in await source.fetch(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass"
+                    " AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+                    table,
+                )
+            ]
+            dump = spool / f"{table}.copy"
+            await source.copy_from_table(table, columns=columns, output=dump, format="binary")
+            started, cpu_before = time.perf_counter(), _server_cpu(postgres)
+            await target.copy_to_table(table, source=dump, columns=columns, format="binary")
+            seconds[table] = time.perf_counter() - started
+            cpu += _server_cpu(postgres) - cpu_before
+            dump.unlink()
+    finally:
+        await source.close()
+        await target.close()
+    return seconds, cpu
+
+
 async def real_import(settings: RegistrySettings, path: Path, *, trace: bool) -> dict[str, float]:
     engine = create_engine(settings)
     vault = CitizenIdVault(
@@ -123,7 +187,7 @@ async def real_import(settings: RegistrySettings, path: Path, *, trace: bool) ->
     }
 
 
-async def main(households: int, seed: int, trace: bool, keep: Path | None) -> None:
+async def main(households: int, seed: int, trace: bool, keep: Path | None, parts: bool) -> None:
     root = Path(tempfile.mkdtemp(prefix="pinpoint-bench-import-"))
     path = keep or root / "households.csv"
     if not path.exists():
@@ -150,6 +214,11 @@ async def main(households: int, seed: int, trace: bool, keep: Path | None) -> No
         cpu, own = _server_cpu(postgres), _own_cpu()
         result = await real_import(settings, path, trace=trace)
         server_cpu, own_cpu = _server_cpu(postgres) - cpu, _own_cpu() - own
+        floor, floor_cpu = await written_copy(postgres, "floor", root)
+        floors = {
+            name: await written_copy(postgres, f"floor_{i}", root, without)
+            for i, (name, without) in enumerate(PARTS.items() if parts else ())
+        }
     finally:
         postgres.stop()
         shutil.rmtree(root, ignore_errors=True)  # the server's files (and the generated file)
@@ -167,11 +236,18 @@ async def main(households: int, seed: int, trace: bool, keep: Path | None) -> No
     for key, seconds in result.items():
         if key.startswith("step "):
             print(f"    {key[5:]:<21}{seconds:>10.1f}s")
+    floor_total = sum(floor.values())
     print(f"ratio import / bare COPY {result['total'] / bare:>11.2f}x")
+    print(f"ratio import / floor     {result['total'] / floor_total:>11.2f}x")
     print(
         f"CPU: bare COPY {bare_cpu:.1f}s (PostgreSQL); import {own_cpu + server_cpu:.1f}s "
         f"({own_cpu:.1f}s this process, {server_cpu:.1f}s PostgreSQL)"
     )
+    print("the import's rows, binary COPY into the indexed tables of a fresh database:")
+    for name, (by_table, cpu) in {"the floor": (floor, floor_cpu), **floors}.items():
+        total = sum(by_table.values())
+        print(f"  {name}: {total:.1f}s, {total / bare:.2f}x the bare COPY, {cpu:.1f}s of CPU")
+        print("    " + ", ".join(f"{table} {t:.1f}s" for table, t in by_table.items()))
     print(
         f"peak RSS of this process {_peak_rss_mib():>11.0f} MiB "
         f"(before the runs: {rss_before:.0f} MiB)"
@@ -186,5 +262,8 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=2565)
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations")
     parser.add_argument("--file", type=Path, help="reuse (or keep) the generated file here")
+    parser.add_argument(
+        "--parts", action="store_true", help="also the floor without parts of the schema"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.households, args.seed, args.tracemalloc, args.file))
+    asyncio.run(main(args.households, args.seed, args.tracemalloc, args.file, args.parts))
