@@ -273,10 +273,16 @@ def _after(cursor: str | None) -> tuple[int, str] | None:
     key = decode_cursor(cursor)
     if key is None:
         return None
-    try:
-        line, column = int(key["line"]), str(key["column"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadRequest("the cursor is not valid") from exc
-    if not 0 <= line < 2**63:  # a line number as the table keeps it (bigint)
+    line, column = key.get("line"), key.get("column")
+    # A line number as the table keeps it (bigint), a column name as text PostgreSQL keeps
+    # (no NUL, no lone surrogate): anything else, an infinite or fractional line among them,
+    # is not a cursor this service made.
+    if (
+        type(line) is not int
+        or not 0 <= line < 2**63
+        or not isinstance(column, str)
+        or "\x00" in column
+        or not column.isprintable()
+    ):
         raise BadRequest("the cursor is not valid")
     return line, column

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from services.registry.settings import RegistrySettings
@@ -231,3 +232,25 @@ async def test_rejected_rows_come_by_page(as_caller: ClientFactory) -> None:
         lines += [r["line"] for r in page["rejected"]]
         cursor = page["next_cursor"]
     assert lines == list(range(2, 9))
+
+
+async def test_a_cursor_this_service_did_not_make_is_a_400(as_caller: ClientFactory) -> None:
+    officer = as_caller("province_officer", "24")
+    summary = await import_file(officer, csv_bytes([row(house_code="24010100060", first_name="")]))
+    forged = [
+        '{"line": Infinity, "column": "a"}',
+        '{"line": 1e400, "column": "a"}',
+        '{"line": 2.5, "column": "a"}',
+        '{"line": "2", "column": "a"}',
+        '{"line": 9223372036854775808, "column": "a"}',
+        '{"line": 2, "column": "\\u0000"}',
+        '{"line": 2, "column": "\\ud800"}',
+        '{"line": 2, "column": 7}',
+        '{"line": 2}',
+    ]
+    for text in forged:
+        cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+        response = await officer.get(f"/v1/imports/{summary['id']}", params={"cursor": cursor})
+        assert response.status_code == 400, (text, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    assert (await officer.get(f"/v1/imports/{summary['id']}")).status_code == 200

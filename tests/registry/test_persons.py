@@ -347,6 +347,36 @@ async def test_officers_reading_unmasked_citizen_ids_are_logged_with_their_reaso
     assert {(e["subject"], e["role"]) for e in log} == {("team-9", "subdistrict_team")}
 
 
+async def test_reading_the_audit_trail_logs_a_read_of_each_member_on_the_page(
+    admin: httpx.AsyncClient,
+    as_caller: ClientFactory,
+    registry_settings: RegistrySettings,
+) -> None:
+    created = await register(admin, members=[person("ก", "ข"), person("ค", "ง")])
+    first, second = (m["id"] for m in created["members"])
+    officer = as_caller("subdistrict_team", "240101", subject="team-4")
+    await registry_rows(registry_settings, "DELETE FROM pii_access")
+
+    # The household's creation, then one entry per member: names and birth dates in each.
+    page = await officer.get(
+        f"/v1/households/{created['id']}/audit",
+        params={"limit": 2},
+        headers={"X-Access-Reason": "checking a correction"},
+    )
+    assert page.status_code == 200, page.text
+    assert [e["entity_id"] for e in page.json()["items"]][1:] == [first]
+    rest = await officer.get(
+        f"/v1/households/{created['id']}/audit", params={"cursor": page.json()["next_cursor"]}
+    )
+    assert [e["entity_id"] for e in rest.json()["items"]] == [second]
+
+    log = await pii_log(registry_settings)
+    assert [(e["subject"], e["action"], e["person_id"], e["reason"]) for e in log] == [
+        ("team-4", "read", first, "checking a correction"),
+        ("team-4", "read", second, None),
+    ]
+
+
 async def test_masked_reads_of_personal_data_are_logged_too(
     admin: httpx.AsyncClient,
     as_caller: ClientFactory,

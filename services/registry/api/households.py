@@ -167,7 +167,7 @@ async def audit_trail(
     ctx: ContextDep, household_id: UUID, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[AuditEntryPublic]:
     """Every change to the household and its members: old and new values, who, when."""
-    rows = await households.audit_trail(ctx, household_id, after=after_id(cursor), limit=limit + 1)
+    rows = await households.audit_trail(ctx, household_id, after=after_id(cursor), limit=limit)
     return page_of(
         [AuditEntryPublic.model_validate(r, from_attributes=True) for r in rows], limit, id_key
     )

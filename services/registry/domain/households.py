@@ -519,8 +519,25 @@ async def status_history(ctx: Context, household_id: UUID) -> Sequence[StatusCha
 async def audit_trail(
     ctx: Context, household_id: UUID, *, after: UUID | None, limit: int
 ) -> Sequence[Any]:
+    """A page of `limit` audit entries, and the first of the next page if there is one. The
+    members' data on the page is a read of personal data, logged once per person it shows
+    (PDPA), as a read of the members is."""
     household = await _visible_household(ctx, household_id)
-    return await ctx.repo.audit_trail(household.id, after=after, limit=limit)
+    entries = await ctx.repo.audit_trail(household.id, after=after, limit=limit + 1)
+    shown = dict.fromkeys(e.entity_id for e in entries[:limit] if e.entity == "person")
+    await ctx.repo.log_pii_access(
+        [
+            PiiAccess(
+                subject=ctx.caller.subject,
+                role=ctx.caller.role.value,
+                action="read",
+                person_id=person_id,
+                reason=ctx.access_reason,
+            )
+            for person_id in shown
+        ]
+    )
+    return entries
 
 
 async def assign_mentor_team(
