@@ -21,7 +21,7 @@ from shared.consumer import consumers_ready
 from shared.db import create_engine, create_sessionmaker, database_ready
 from shared.errors import PayloadTooLarge, install_error_handlers, problem_response
 from shared.health import ReadinessCheck, health_router
-from shared.idempotency import IdempotencyMiddleware
+from shared.idempotency import AnswerSeal, IdempotencyMiddleware
 from shared.logging import install_request_id
 from shared.metrics import DB_POOL_IN_USE, DB_POOL_MAX, DB_POOL_SIZE, install_metrics
 from shared.outbox import OutboxRelay
@@ -167,12 +167,16 @@ def build_service_app(
     extra_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: dict[str, ReadinessCheck] | None = None,
     streamed_bodies: dict[str, int] | None = None,
+    post_reads: Sequence[str] = (),
+    answer_seal: AnswerSeal | None = None,
 ) -> FastAPI:
     """A FastAPI app with pinpoint's conventions: problem+json, request IDs, metrics, health,
     and a server span per request while tracing (`shared/tracing.py`).
 
     `streamed_bodies` names the paths whose routes stream their request body (bulk uploads),
     each with its own size limit; the idempotency middleware never buffers those bodies.
+    `post_reads` names the POST paths that only read (each runs again on a repeated
+    `Idempotency-Key`); `answer_seal` encrypts the answers kept for replays.
     """
 
     @asynccontextmanager
@@ -196,7 +200,12 @@ def build_service_app(
     # The last added middleware is the outermost: request ID, metrics, body limit, then
     # idempotency (inside the limit, since it reads the body).
     streamed = streamed_bodies or {}
-    app.add_middleware(IdempotencyMiddleware, unbuffered_paths=frozenset(streamed))
+    app.add_middleware(
+        IdempotencyMiddleware,
+        unbuffered_paths=frozenset(streamed),
+        reads=frozenset(post_reads),
+        seal=answer_seal,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, path_limits=streamed)
     install_metrics(app, settings.service_name)
     install_request_id(app)

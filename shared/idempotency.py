@@ -1,8 +1,11 @@
 """`Idempotency-Key` on POST: replaying a key returns the first answer instead of acting twice.
 
-Keys belong to the caller (the identity's subject) and are kept for a day. A key reused with a
-different request, or whose first request is still running, answers 409. Only successes are
-kept: after a refusal or a failure the key is forgotten, so a corrected retry can act.
+Keys belong to the caller (the identity's subject) and are kept for a day. The first answer is
+replayed only to the same request from the same caller in the same role, area and team (the
+checks the route made still hold); a key reused otherwise, or whose first request is still
+running, answers 409. Only successes are kept: after a refusal or a failure the key is
+forgotten, so a corrected retry can act. A service whose answers hold personal data keeps them
+sealed (`AnswerSeal`), so they are no more readable at rest than the records they show.
 
 The key is claimed inside the request's own transaction (the first statement of the session
 the route uses), so the claim is committed with the write or not at all: a request cut short
@@ -12,7 +15,9 @@ can never act again on a write that was committed.
 The key is checked against a hash of the whole body, so the body is read first. Paths whose
 bodies are streamed (bulk uploads of gigabytes) are passed through untouched instead: their
 routes must be idempotent by themselves, as the registry's import is (a re-run imports nothing
-twice).
+twice). So are reads sent as POST (a lookup by a secret that does not belong in a URL): they
+change nothing, and each one runs again, authorized and logged as a read, instead of being
+replayed from a kept copy.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -90,12 +95,32 @@ def idempotency_table_ddl(op: Any) -> None:
 _REPLAYED = {b"content-type", b"etag", b"location"}
 
 
-class IdempotencyMiddleware:
-    """Store the first answer to each (caller, key) and replay it for the same request."""
+class AnswerSeal(Protocol):
+    """Encrypts the answers kept for a replay, and opens them again."""
 
-    def __init__(self, app: ASGIApp, unbuffered_paths: frozenset[str] = frozenset()) -> None:
+    def seal(self, data: bytes) -> bytes: ...
+
+    def unseal(self, blob: bytes) -> bytes: ...
+
+
+class IdempotencyMiddleware:
+    """Store the first answer to each (caller, key) and replay it for the same request.
+
+    `unbuffered_paths` and `reads` are passed through untouched (streamed uploads; reads sent
+    as POST); `seal`, when given, encrypts the answers kept.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        unbuffered_paths: frozenset[str] = frozenset(),
+        reads: frozenset[str] = frozenset(),
+        seal: AnswerSeal | None = None,
+    ) -> None:
         self.app = app
         self.unbuffered_paths = unbuffered_paths
+        self.reads = reads
+        self.seal = seal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = dict(scope.get("headers", [])).get(HEADER.encode())
@@ -104,6 +129,7 @@ class IdempotencyMiddleware:
             or scope["method"] != "POST"
             or key is None
             or scope["path"] in self.unbuffered_paths
+            or scope["path"] in self.reads
         ):
             await self.app(scope, receive, send)
             return
@@ -124,14 +150,20 @@ class IdempotencyMiddleware:
             await self.app(scope, request.receive, send)
             return
         state = scope["app"].state
-        subject = read_internal_token(token, state.settings.internal_key.get_secret_value()).subject
+        caller = read_internal_token(token, state.settings.internal_key.get_secret_value())
+        subject = caller.subject
         body = await request.body()
+        # The request and who made it: a replay skips the route's checks of role and scope,
+        # so it is only for the caller they were made for.
         digest = hashlib.sha256(
             b"\0".join(
                 [
                     scope["method"].encode(),
                     scope["path"].encode(),
                     scope.get("query_string", b""),
+                    caller.role.value.encode(),
+                    caller.area.encode(),
+                    str(caller.team_id or "").encode(),
                     body,
                 ]
             )
@@ -140,10 +172,10 @@ class IdempotencyMiddleware:
 
         stored = await _lookup(sessionmaker, subject, key)
         if stored is not None:
-            await _replay(stored, digest, send)
+            await _replay(stored, digest, send, self.seal)
             return
 
-        claim = _Claim(sessionmaker, subject, key, digest)
+        claim = _Claim(sessionmaker, subject, key, digest, self.seal)
         scope.setdefault("state", {})[REQUEST_TRANSACTION_STATE] = claim.transaction
         messages: list[Message] = []
 
@@ -156,7 +188,7 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_body, capture)
             if claim.conflicted and (stored := await _lookup(sessionmaker, subject, key)):
-                await _replay(stored, digest, send)  # the first request finished meanwhile
+                await _replay(stored, digest, send, self.seal)  # the first finished meanwhile
                 return
             messages = await claim.finish(scope, messages)
         finally:
@@ -170,10 +202,15 @@ class _Claim:
     the write, the claim and the answer kept for a replay are committed together."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], subject: str, key: str, digest: bytes
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        subject: str,
+        key: str,
+        digest: bytes,
+        seal: AnswerSeal | None,
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.subject, self.key, self.digest = subject, key, digest
+        self.subject, self.key, self.digest, self.seal = subject, key, digest, seal
         self.session: AsyncSession | None = None
         self.taken = self.conflicted = self.failed = False
 
@@ -219,7 +256,7 @@ class _Claim:
                             subject=self.subject,
                             key=self.key,
                             request_hash=self.digest,
-                            **_kept(status, headers, body),
+                            **_kept(status, headers, body, self.seal),
                         )
                         .on_conflict_do_nothing(),
                     )
@@ -231,7 +268,9 @@ class _Claim:
         if success:
             await run(
                 session,
-                sa.update(idempotency_keys).where(*where).values(**_kept(status, headers, body)),
+                sa.update(idempotency_keys)
+                .where(*where)
+                .values(**_kept(status, headers, body, self.seal)),
             )
         else:  # not a success, yet not rolled back: keep what it did, forget the key
             await run(session, sa.delete(idempotency_keys).where(*where))
@@ -278,12 +317,14 @@ def _answer(messages: list[Message]) -> tuple[int | None, list[tuple[bytes, byte
     return status, headers, b"".join(chunks)
 
 
-def _kept(status: int | None, headers: list[tuple[bytes, bytes]], body: bytes) -> dict[str, Any]:
+def _kept(
+    status: int | None, headers: list[tuple[bytes, bytes]], body: bytes, seal: AnswerSeal | None
+) -> dict[str, Any]:
     """The columns of an answer kept for a replay."""
     kept = [
         [k.decode("latin-1"), v.decode("latin-1")] for k, v in headers if k.lower() in _REPLAYED
     ]
-    return {"status": status, "headers": kept, "body": body}
+    return {"status": status, "headers": kept, "body": seal.seal(body) if seal else body}
 
 
 async def _lookup(
@@ -301,15 +342,16 @@ async def _lookup(
         return (await run(session, sa.select(idempotency_keys).where(*where))).first()
 
 
-async def _replay(row: sa.Row[Any], digest: bytes, send: Send) -> None:
+async def _replay(row: sa.Row[Any], digest: bytes, send: Send, seal: AnswerSeal | None) -> None:
     if row.request_hash != digest:
         raise Conflict("this Idempotency-Key was used for a different request")
     if row.status is None:
         raise Conflict("the first request with this Idempotency-Key is still running")
+    body = row.body or b""
     headers = [
         (k.encode("latin-1"), v.encode("latin-1"))
         for k, v in json.loads(json.dumps(row.headers or []))
     ]
     headers.append((REPLAYED_HEADER.lower().encode(), b"true"))
     await send({"type": "http.response.start", "status": row.status, "headers": headers})
-    await send({"type": "http.response.body", "body": row.body or b""})
+    await send({"type": "http.response.body", "body": seal.unseal(body) if seal else body})

@@ -42,6 +42,15 @@ class CitizenIdVault:
         nonce, ciphertext = blob[:_NONCE_BYTES], blob[_NONCE_BYTES:]
         return self._aead.decrypt(nonce, ciphertext, b"citizen_id").decode()
 
+    def seal(self, data: bytes) -> bytes:
+        """Other data that shows citizen IDs (an answer kept for a replay), sealed alike."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, b"sealed")
+
+    def unseal(self, blob: bytes) -> bytes:
+        nonce, ciphertext = blob[:_NONCE_BYTES], blob[_NONCE_BYTES:]
+        return self._aead.decrypt(nonce, ciphertext, b"sealed")
+
     def blind_index(self, digits: str) -> bytes:
         """A keyed hash: equal IDs give equal indexes, and the index alone reveals nothing."""
         index = self._index.copy()

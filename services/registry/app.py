@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from services.registry import events
 from services.registry.api import routers
 from services.registry.api.imports import HOUSEHOLDS_PATH
+from services.registry.api.persons import LOOKUP_PATH
 from services.registry.imports.jobs import Importer
 from services.registry.settings import RegistrySettings
 from shared.app import build_service_app
@@ -56,6 +57,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         routers=routers,
         extra_lifespan=lifespan,
         streamed_bodies={HOUSEHOLDS_PATH: settings.max_import_bytes},
+        post_reads=[LOOKUP_PATH],
+        answer_seal=vault,  # its answers show citizen IDs
     )
     app.state.vault = vault
     return app

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from services.registry.settings import RegistrySettings
+from shared.thai import format_citizen_id
 from tests.conftest import ClientFactory, registry_rows
+from tests.registry.support import citizen_id
 
 HOUSEHOLD = {"area_code": "240101", "address": "12 หมู่ 3", "failed_indicators": ["2560-20"]}
 
@@ -69,3 +71,90 @@ async def test_a_refused_request_does_not_use_up_its_key(
     good = await client.post("/v1/households", json=HOUSEHOLD, headers=headers)
     assert good.status_code == 201
     assert await _households(registry_settings) == 1
+
+
+async def test_a_kept_answer_is_replayed_only_to_the_same_role_area_and_team(
+    as_caller: ClientFactory, registry_settings: RegistrySettings
+) -> None:
+    headers = {"Idempotency-Key": "register-0004"}
+    body = {**HOUSEHOLD, "members": [{"first_name": "ก", "last_name": "ข"}]}
+    first = await as_caller("province_officer", "24", subject="u1").post(
+        "/v1/households", json=body, headers=headers
+    )
+    assert first.status_code == 201, first.text
+    # The same subject in a role or scope it no longer has (or never had for this) gets no
+    # copy of the first answer, which its own checks would have refused.
+    for role, area in (("analyst", "24"), ("province_officer", "10"), ("mentor", "24")):
+        other = await as_caller(role, area, subject="u1").post(
+            "/v1/households", json=body, headers=headers
+        )
+        assert other.status_code == 409, (role, area, other.text)
+        assert other.headers["content-type"] == "application/problem+json"
+        assert "Idempotent-Replayed" not in other.headers
+    again = await as_caller("province_officer", "24", subject="u1").post(
+        "/v1/households", json=body, headers=headers
+    )
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert await _households(registry_settings) == 1
+
+
+async def test_a_kept_answer_holds_no_citizen_id_in_clear(
+    as_caller: ClientFactory, registry_settings: RegistrySettings
+) -> None:
+    client = as_caller("province_officer", "24")
+    digits = citizen_id()
+    headers = {"Idempotency-Key": "register-0005"}
+    body = {**HOUSEHOLD, "members": [{"first_name": "ก", "last_name": "ข", "citizen_id": digits}]}
+    first = await client.post("/v1/households", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["members"][0]["citizen_id"] == digits
+
+    (kept,) = await registry_rows(
+        registry_settings, "SELECT body FROM idempotency_key WHERE key = 'register-0005'"
+    )
+    assert kept["body"]  # an answer was kept, and nothing of it is readable
+    for shown in (digits, format_citizen_id(digits), "ก", '"members"'):
+        assert shown.encode() not in kept["body"]
+
+    again = await client.post("/v1/households", json=body, headers=headers)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+
+
+async def test_a_lookup_sent_again_with_its_key_looks_again_and_is_logged_again(
+    as_caller: ClientFactory, registry_settings: RegistrySettings
+) -> None:
+    digits = citizen_id()
+    officer = as_caller("province_officer", "24", subject="u2")
+    created = await officer.post(
+        "/v1/households",
+        json={
+            **HOUSEHOLD,
+            "members": [{"first_name": "ก", "last_name": "ข", "citizen_id": digits}],
+        },
+    )
+    assert created.status_code == 201, created.text
+    await registry_rows(registry_settings, "DELETE FROM pii_access")
+    lookup = {"citizen_id": digits, "reason": "checking welfare"}
+    headers = {"Idempotency-Key": "lookup-0001"}
+
+    first = await officer.post("/v1/persons/lookup", json=lookup, headers=headers)
+    again = await officer.post("/v1/persons/lookup", json=lookup, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert "Idempotent-Replayed" not in again.headers
+    # Each lookup is checked on its own: the same subject as an analyst is refused.
+    analyst = as_caller("analyst", "24", subject="u2")
+    refused = await analyst.post("/v1/persons/lookup", json=lookup, headers=headers)
+    assert refused.status_code == 403
+
+    logged = await registry_rows(
+        registry_settings, "SELECT subject, action FROM pii_access ORDER BY id"
+    )
+    assert [(r["subject"], r["action"]) for r in logged] == [("u2", "lookup"), ("u2", "lookup")]
+    kept = await registry_rows(
+        registry_settings, "SELECT count(*) AS n FROM idempotency_key WHERE key = 'lookup-0001'"
+    )
+    assert kept[0]["n"] == 0

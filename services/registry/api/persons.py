@@ -24,14 +24,23 @@ from shared.errors import (
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
 
+# A read sent as POST (a citizen ID has no place in a URL): see `shared/idempotency.py`.
+LOOKUP_PATH = "/v1/persons/lookup"
+
 
 @router.post(
-    "/lookup", response_model=PersonPublic, responses=responses(ResourceNotFound, NotPermitted)
+    LOOKUP_PATH.removeprefix(router.prefix),
+    response_model=PersonPublic,
+    responses=responses(ResourceNotFound, NotPermitted),
 )
 async def lookup_person(
     ctx: ContextDep, body: PersonLookup, request: Request
 ) -> PersonPublic | JSONResponse:
-    """Find a person by citizen ID inside your area; every lookup is logged with its reason."""
+    """Find a person by citizen ID inside your area; every lookup is logged with its reason.
+
+    A lookup changes nothing: sent again with the same `Idempotency-Key`, it looks again (and
+    is logged again) rather than replaying the first answer.
+    """
     person = await households.lookup_person(ctx, body.citizen_id, body.reason)
     if person is None:
         return problem_response(
