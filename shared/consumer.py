@@ -7,6 +7,12 @@ fails, the batch is rolled back and its events are applied one by one, so one ba
 holds up the others. An event that keeps failing goes to the dead-letter table after
 `max_deliver` tries and the consumer moves on. A consumer is delivered only the event types it
 has handlers for (its durable's subject filter).
+
+While the database is away no event is tried: a batch met then is handed back to NATS at once
+(not left to its ack wait), so that it comes again before the events behind it, in order, and
+none of them is tried before the events it follows (a household's assignment before its
+registration). Deliveries during an outage are not tries: an event's tries are the failures
+of its own this consumer has seen.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +56,9 @@ BeginHook = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 TransactionHook = Callable[[AsyncSession], Awaitable[None]]
 # Tries of a transaction PostgreSQL breaks off to let another go on, before it counts as failed.
 BROKEN_OFF_TRIES = 3
+# The most events whose failures a consumer counts at once: past it, it forgets those of events
+# it no longer sees (another replica took them over), which then get a few more tries there.
+_TRIES_KEPT = 10_000
 
 CONSUMER_LAG = Gauge(
     "pinpoint_consumer_lag",
@@ -142,6 +151,8 @@ class Consumer:
         self.batch_size = batch_size
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
+        # The failures of each event being retried here, by its id (not its deliveries).
+        self._tries: dict[UUID, int] = {}
         self.applied = 0
         # What /readyz and /metrics report.
         self.state = "starting"
@@ -309,7 +320,9 @@ class Consumer:
             count = await self._apply_in_one_transaction(events, headers)
         except Exception as exc:
             if database_unavailable(exc):
-                raise  # no event's fault: `run` waits and the messages come again
+                # No event's fault: `run` waits, and the batch comes again before what follows.
+                await _hand_back(message for message, _ in parsed)
+                raise
             logger.info(
                 "batch of %s failed in %s, applying one by one: %r",
                 len(parsed),
@@ -352,7 +365,11 @@ class Consumer:
                 for waiting, _ in parsed[n:]:
                     await waiting.in_progress()
                 told = time.monotonic()
-            await self._handle_one(message, event)
+            try:
+                await self._handle_one(message, event)
+            except Exception:  # the database went away: the rest comes again behind it
+                await _hand_back(waiting for waiting, _ in parsed[n + 1 :])
+                raise
 
     async def handle(self, message: Msg) -> None:
         """Apply one message and ack it; nak it to retry; dead-letter it after the last try."""
@@ -370,23 +387,31 @@ class Consumer:
             )
         except Exception as exc:
             if database_unavailable(exc):
-                raise  # not a try of the event: `run` waits and the message comes again
-            attempts = message.metadata.num_delivered
-            if attempts >= self.max_deliver:
-                await self._dead_letter(message, event, repr(exc))
+                # Not a try of the event: `run` waits and the message comes again first.
+                await _hand_back([message])
+                raise
+            tries = self._tries[event.id] = self._tries.get(event.id, 0) + 1
+            if tries >= self.max_deliver:
+                del self._tries[event.id]
+                await self._dead_letter(message, event, repr(exc), tries)
             else:
                 logger.warning(
                     "event %s failed (try %s), will retry",
                     event.id,
-                    attempts,
+                    tries,
                     extra={"error": repr(exc)},
                 )
-                await message.nak(delay=min(0.2 * 2**attempts, 10))
+                if len(self._tries) > _TRIES_KEPT:  # events another replica took over
+                    self._tries = {event.id: tries}
+                await message.nak(delay=min(0.2 * 2**tries, 10))
             return
+        self._tries.pop(event.id, None)
         self._applied([event], count)
         await message.ack()
 
-    async def _dead_letter(self, message: Msg, event: Event | None, error: str) -> None:
+    async def _dead_letter(
+        self, message: Msg, event: Event | None, error: str, tries: int = 1
+    ) -> None:
         async with transaction(self.sessionmaker) as session:
             await session.exec(
                 sa.insert(dead_letters).values(
@@ -396,7 +421,7 @@ class Consumer:
                     stream_seq=message.metadata.sequence.stream,
                     payload=message.data.decode("utf-8", "replace"),
                     error=error[:2000],
-                    attempts=message.metadata.num_delivered,
+                    attempts=tries,
                 )
             )
         logger.error(
@@ -405,6 +430,17 @@ class Consumer:
             extra={"subject": message.subject, "error": error[:200]},
         )
         await message.term()
+
+
+async def _hand_back(messages: Iterable[Msg]) -> None:
+    """Give messages back to NATS to deliver again now, in this order, ahead of newer ones; if
+    NATS is away too, their ack wait brings them back instead."""
+    for message in messages:
+        try:
+            await message.nak()
+        except Exception:
+            logger.debug("could not hand a message back; its ack wait will", exc_info=True)
+            return
 
 
 async def _unsubscribe(subscription: Any) -> None:
