@@ -199,7 +199,9 @@ checked AS (
   FROM typed t
   LEFT JOIN household_ref h ON h.id = t.hid AND starts_with(h.area_code, $1::text)
   LEFT JOIN menu_item m ON m.code = t.menu_code
-  LEFT JOIN imported_entry e ON e.household_id = t.hid AND e.entry_key = t.entry_key
+  -- Keys stored of a household inside the caller's scope only: of another, a row says no more
+  -- than that there is no such household.
+  LEFT JOIN imported_entry e ON e.household_id = h.id AND e.entry_key = t.entry_key
 )
 SELECT line, kind, hid AS household_id, area_code, tid AS team_id, at_ts AS at,
        at AS at_text, dimension, menu_code, amount, state AS status, done_ts AS completed_at,
