@@ -57,6 +57,7 @@ class Households:
     def __init__(self, session: AsyncSession) -> None:
         self.repo = LogbookRepository(session)
         self.rows: dict[UUID, dict[str, Any]] = {}  # each household as the batch leaves it
+        self.stored_areas: dict[UUID, str] = {}  # each household's area as the batch found it
         self.registered: set[UUID] = set()  # not in the read model before this batch
         self.changed: set[UUID] = set()  # changed by an event other than its registration
         self.statuses: list[dict[str, Any]] = []
@@ -72,6 +73,7 @@ class Households:
     async def load(self, household_ids: set[UUID]) -> None:
         for row in await self.repo.lock_households(household_ids - set(self.rows), self.COLUMNS):
             self.rows[row.id] = row._asdict()
+            self.stored_areas[row.id] = row.area_code
 
     def register(self, values: dict[str, Any]) -> None:
         """Add a household unless known already (then what we hold is as new or newer)."""
@@ -97,6 +99,15 @@ class Households:
             [{"id": p, "household_id": h} for p, h in self.persons.items()], replace=True
         )
         await self.repo.add_household_statuses(self.statuses)
+        # A household's entries go with it to the area it moved to, after it (the order a
+        # write for it takes them in: the household, then its entries).
+        await self.repo.move_entries(
+            {
+                h: self.rows[h]["area_code"]
+                for h in self.changed
+                if h in self.stored_areas and self.stored_areas[h] != self.rows[h]["area_code"]
+            }
+        )
 
 
 def _named(events: Sequence[Event]) -> set[UUID]:

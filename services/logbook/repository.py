@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import Insert, distinct_on, insert
+from sqlalchemy.dialects.postgresql import ARRAY, Insert, distinct_on, insert
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,6 +26,7 @@ from services.logbook.models import (
 from shared.db import insert_rows, one_of, run, starts_with, table_of
 
 OPEN_STATUSES = ("planned", "in_progress")
+Locked = TypeVar("Locked", HouseholdRef, Intervention)
 # With DISTINCT ON (household_id): each household's most recent visit.
 _LATEST_VISIT_FIRST = (
     col(Visit.household_id),
@@ -68,8 +69,36 @@ class LogbookRepository:
 
     # Read model
 
-    async def get_household(self, household_id: UUID) -> HouseholdRef | None:
-        return await self.session.get(HouseholdRef, household_id)
+    async def get_household(
+        self, household_id: UUID, *, share: bool = False
+    ) -> HouseholdRef | None:
+        """The household as the read model holds it; with `share`, read afresh and kept from
+        changing until the transaction ends (a write for it, which a move of the household
+        then waits for: the move takes the entries written with it along)."""
+        if not share:
+            return await self.session.get(HouseholdRef, household_id)
+        return await self._locked(HouseholdRef, household_id, share=True)
+
+    async def move_entries(self, areas: Mapping[UUID, str]) -> None:
+        """The visits and interventions of these households to their new areas: a caller's
+        scope takes in a household's logbook where the household now is."""
+        if not areas:
+            return
+        moved = (
+            sa.func.unnest(
+                sa.cast(list(areas), ARRAY(sa.Uuid)), sa.cast(list(areas.values()), ARRAY(sa.Text))
+            )
+            .table_valued("id", "area_code")
+            .render_derived()
+        )
+        for model in (Visit, Intervention):
+            table = table_of(model)
+            await run(
+                self.session,
+                table.update()
+                .where(table.c.household_id == moved.c.id, table.c.area_code != moved.c.area_code)
+                .values(area_code=moved.c.area_code),
+            )
 
     async def lock_households(
         self, household_ids: set[UUID], columns: Sequence[str]
@@ -189,7 +218,20 @@ class LogbookRepository:
     async def get_intervention(
         self, intervention_id: UUID, *, for_update: bool = False
     ) -> Intervention | None:
-        return await self.session.get(Intervention, intervention_id, with_for_update=for_update)
+        if not for_update:
+            return await self.session.get(Intervention, intervention_id)
+        return await self._locked(Intervention, intervention_id, share=False)
+
+    async def _locked(self, model: type[Locked], row_id: UUID, *, share: bool) -> Locked | None:
+        """A row locked (for share, or for update) and read afresh once locked, even if this
+        session has read it before."""
+        query = (
+            select(model)
+            .where(model.id == row_id)
+            .with_for_update(read=share)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.exec(query)).first()
 
     async def superseded_by(self, intervention_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         if not intervention_ids:

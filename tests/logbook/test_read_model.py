@@ -51,7 +51,7 @@ async def test_a_household_asked_of_the_registry_comes_with_its_team(
     await wait_known(logbook_settings, household_id, mentor_team_id=team, status="target")
 
 
-async def test_a_household_that_moves_area_is_followed_and_new_entries_carry_the_new_area(
+async def test_a_household_that_moves_area_is_followed_and_its_entries_go_with_it(
     as_caller: ClientFactory, logbook_as: ClientFactory, logbook_settings: LogbookSettings
 ) -> None:
     admin = as_caller("national_admin", "TH")
@@ -60,6 +60,8 @@ async def test_a_household_that_moves_area_is_followed_and_new_entries_carry_the
     officer = logbook_as("district_officer", "2401")
     before = await officer.post("/v1/interventions", json=intervention(household_id))
     assert before.status_code == 201 and before.json()["area_code"] == "240101"
+    visit = await officer.post(f"/v1/households/{household_id}/visits", json=VISIT)
+    assert visit.status_code == 201, visit.text
 
     # The intervention moves the household to in_progress in the registry: read it after that.
     async def in_progress() -> httpx.Response | None:
@@ -78,7 +80,26 @@ async def test_a_household_that_moves_area_is_followed_and_new_entries_carry_the
     after = await officer.post("/v1/interventions", json=intervention(household_id))
     assert after.status_code == 201 and after.json()["area_code"] == "240102"
     listed = await officer.get("/v1/interventions", params={"area_code": "240102"})
-    assert [i["id"] for i in listed.json()["items"]] == [after.json()["id"]]
+    assert [i["id"] for i in listed.json()["items"]] == [before.json()["id"], after.json()["id"]]
+    assert (await officer.get("/v1/interventions", params={"area_code": "240101"})).json()[
+        "items"
+    ] == []
+
+    # The household's logbook is the new sub-district's to see and carry on, no longer the old
+    # one's.
+    entry = f"/v1/interventions/{before.json()['id']}"
+    old_team = logbook_as("subdistrict_team", "240101")
+    assert (await old_team.get(entry)).status_code == 404
+    new_team = logbook_as("subdistrict_team", "240102")
+    assert (await new_team.get(entry)).json()["area_code"] == "240102"
+    done = await new_team.post(f"{entry}/status", json={"status": "in_progress"})
+    assert done.status_code == 200, done.text
+    rows = await db_rows(
+        logbook_settings,
+        "SELECT DISTINCT area_code FROM visit WHERE household_id = $1",
+        UUID(household_id),
+    )
+    assert [r["area_code"] for r in rows] == ["240102"]
 
 
 async def test_a_reassigned_household_changes_hands_between_mentor_teams(

@@ -12,14 +12,17 @@ from shared.errors import NotPermitted, ResourceNotFound
 WRITABLE_STATUSES = frozenset({"target", "in_progress", "graduated", "refused"})
 
 
-async def known_household(ctx: Context, household_id: UUID) -> HouseholdRef | None:
-    """The household from the read model; asked of the registry (once) when not there yet."""
-    household = await ctx.repo.get_household(household_id)
+async def known_household(
+    ctx: Context, household_id: UUID, *, share: bool = False
+) -> HouseholdRef | None:
+    """The household from the read model; asked of the registry (once) when not there yet.
+    With `share`, kept from changing until the transaction ends (see `writable_household`)."""
+    household = await ctx.repo.get_household(household_id, share=share)
     if household is not None:
         return household
     if not await _learn(ctx, household_id):
         return None
-    return await ctx.repo.get_household(household_id)
+    return await ctx.repo.get_household(household_id, share=share)
 
 
 async def is_member(ctx: Context, household_id: UUID, person_id: UUID) -> bool:
@@ -51,18 +54,24 @@ async def _learn(ctx: Context, household_id: UUID) -> bool:
     return True
 
 
-async def readable_household(ctx: Context, household_id: UUID) -> HouseholdRef:
+async def readable_household(
+    ctx: Context, household_id: UUID, *, share: bool = False
+) -> HouseholdRef:
     """A household inside the caller's scope; the same 404 for one outside it or missing."""
     ctx.caller.require(PERSONAL_DATA_ROLES, "read household records")
-    household = await known_household(ctx, household_id)
+    household = await known_household(ctx, household_id, share=share)
     if household is None or not ctx.caller.sees(household.area_code):
         raise ResourceNotFound(f"no household {household_id}")
     return household
 
 
 async def writable_household(ctx: Context, household_id: UUID) -> HouseholdRef:
-    """A household the caller may write for: in scope, and for a mentor, its own team's."""
-    household = await readable_household(ctx, household_id)
+    """A household the caller may write for: in scope, and for a mentor, its own team's.
+
+    It stays as read until the write commits: a move to another area, which takes the
+    household's entries along, waits for the write and then takes its entry too. Lock it
+    before any entry of it (a move takes the household, then its entries)."""
+    household = await readable_household(ctx, household_id, share=True)
     caller = ctx.caller
     if caller.role is Role.mentor:
         if caller.team_id is None or not await _assigned_to(ctx, household, caller.team_id):

@@ -133,6 +133,8 @@ async def record_intervention(ctx: Context, body: InterventionCreate) -> Interve
 
 
 async def _current(ctx: Context, intervention_id: UUID, *, for_update: bool) -> Intervention:
+    """The entry if it lies inside the caller's scope: where its household is now (a move of
+    the household takes its entries along)."""
     ctx.caller.require(PERSONAL_DATA_ROLES, "read household records")
     row = await ctx.repo.get_intervention(intervention_id, for_update=for_update)
     if row is None or not ctx.caller.sees(row.area_code):
@@ -150,8 +152,9 @@ async def change_status(
     ctx: Context, intervention_id: UUID, body: StatusUpdate
 ) -> InterventionDetail:
     """Move an intervention along planned → in_progress → completed, or cancel it."""
+    household_id = (await _current(ctx, intervention_id, for_update=False)).household_id
+    await writable_household(ctx, household_id)  # the household's lock, then the entry's
     row = await _current(ctx, intervention_id, for_update=True)
-    await writable_household(ctx, row.household_id)
     await _not_superseded(ctx, row)
     current = InterventionStatus(row.status)
     if body.status not in TRANSITIONS[current]:
@@ -196,8 +199,9 @@ async def correct(
     ctx: Context, intervention_id: UUID, body: InterventionCorrection
 ) -> InterventionPublic:
     """Record a corrected entry that supersedes this one; the old entry stays as it was."""
+    household_id = (await _current(ctx, intervention_id, for_update=False)).household_id
+    household = await writable_household(ctx, household_id)  # its lock, then the entry's
     old = await _current(ctx, intervention_id, for_update=True)
-    household = await writable_household(ctx, old.household_id)
     await _not_superseded(ctx, old)
     given = body.model_dump(exclude_unset=True, exclude={"reason"})
     if "dimension" in given and given["dimension"] is not None:
