@@ -8,7 +8,14 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from shared.imports.schemas import ImportState, RejectedRow
 from shared.indicators import Dimension
@@ -38,15 +45,16 @@ Amount = Annotated[
 def _within_utc_years(moment: datetime) -> datetime:
     # PostgreSQL keeps a moment in UTC; year 1 at a positive offset (or 9999 at a negative one)
     # has no UTC date Python can send, so it is a field error here, not a 500 at the insert.
-    if moment.tzinfo is not None:
-        try:
-            moment.astimezone(UTC)
-        except OverflowError as exc:
-            raise ValueError("the time lies outside the years 1 to 9999 in UTC") from exc
+    try:
+        moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time lies outside the years 1 to 9999 in UTC") from exc
     return moment
 
 
-Moment = Annotated[datetime, AfterValidator(_within_utc_years)]
+# A moment as RFC 3339 gives one, with its offset: one without is refused, not guessed at (an
+# officer's 10:00 in Bangkok read as 10:00 UTC would be five in the afternoon).
+Moment = Annotated[AwareDatetime, AfterValidator(_within_utc_years)]
 
 
 class Strict(BaseModel):

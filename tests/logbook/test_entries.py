@@ -61,6 +61,9 @@ def _intervention(scene: Scene, **fields: object) -> dict[str, object]:
         ({"dimension": "wealth"}, "dimension"),
         ({"status": "completed", "completed_at": "2999-01-01T00:00:00Z"}, "completed_at"),
         ({"status": "planned", "completed_at": "2026-01-01T00:00:00Z"}, "completed_at"),
+        # A moment without its offset is refused, not guessed to be UTC.
+        ({"status": "completed", "completed_at": "2026-01-01T10:00:00"}, "completed_at"),
+        ({"status": "completed", "completed_at": "2026-01-01"}, "completed_at"),
     ],
 )
 async def test_a_bad_intervention_is_refused_and_nothing_is_written(
@@ -89,6 +92,8 @@ async def test_a_bad_intervention_is_refused_and_nothing_is_written(
         ({"visited_at": "2999-01-01T00:00:00+07:00"}, "visited_at"),
         ({"problems": [{"dimension": "health", "indicator": "2560-20"}]}, "problems.0.indicator"),
         ({"next_visit_due": "2020-01-01"}, "next_visit_due"),
+        ({"visited_at": "2026-11-01T09:30:00"}, "visited_at"),
+        ({"visited_at": "2026-11-01"}, "visited_at"),
     ],
 )
 async def test_a_bad_visit_is_refused_and_nothing_is_written(

@@ -46,10 +46,6 @@ def public(row: Intervention, superseded_by: UUID | None = None) -> Intervention
     return InterventionPublic.model_validate({**row.model_dump(), "superseded_by": superseded_by})
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 async def _check_entry(ctx: Context, household_id: UUID, fields: dict[str, Any]) -> None:
     """The rules an entry's fields must keep, whether new or a correction."""
     errors: list[FieldError] = []
@@ -68,7 +64,7 @@ async def _check_entry(ctx: Context, household_id: UUID, fields: dict[str, Any])
         if not await is_member(ctx, household_id, fields["person_id"]):
             errors.append(FieldError(field="person_id", message="not a member of the household"))
     completed_at = fields.get("completed_at")
-    if completed_at is not None and _aware(completed_at) > datetime.now(UTC) + CLOCK_SKEW:
+    if completed_at is not None and completed_at > datetime.now(UTC) + CLOCK_SKEW:
         errors.append(FieldError(field="completed_at", message="in the future"))
     if errors:
         raise Unprocessable("the entry does not hold together", errors=errors)

@@ -60,7 +60,7 @@ async def record_visit(ctx: Context, household_id: UUID, body: VisitCreate) -> V
     """Record a visit; the first one moves the household to in_progress (in the registry)."""
     household = await writable_household(ctx, household_id)
     now = datetime.now(UTC)
-    visited_at = body.visited_at if body.visited_at.tzinfo else body.visited_at.replace(tzinfo=UTC)
+    visited_at = body.visited_at
     if visited_at > now + CLOCK_SKEW:
         raise Unprocessable(
             "a visit cannot be in the future",
