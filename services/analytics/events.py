@@ -223,7 +223,9 @@ async def on_household_registered(session: AsyncSession, event: Event) -> None:
     data = HouseholdRegistered.model_validate(event.data)
     batch = Batch.of(session)
     before, after = await _household(batch, data.household_id, data.area_code)
-    after.registered, after.area_code, after.dimensions = True, data.area_code, data.dimensions
+    after.registered = True
+    if after.area_at is None:  # an update, made after it, delivered first stands
+        after.area_code, after.dimensions = data.area_code, data.dimensions
     after.status = after.status or data.status
     Change(session, event).household(before, after)
     batch.save_household(data.household_id, after)
@@ -233,7 +235,9 @@ async def on_household_updated(session: AsyncSession, event: Event) -> None:
     data = HouseholdUpdated.model_validate(event.data)
     batch = Batch.of(session)
     before, after = await _household(batch, data.household_id, data.area_code)
-    after.area_code, after.dimensions = data.area_code, data.dimensions
+    if before is not None and before.area_at is not None and event.time < before.area_at:
+        return  # an older update delivered late: the newer area and dimensions stand
+    after.area_code, after.dimensions, after.area_at = data.area_code, data.dimensions, event.time
     Change(session, event).household(before, after)
     batch.save_household(data.household_id, after)
 

@@ -35,6 +35,7 @@ household_facts = sa.Table(
     sa.Column("registered", sa.Boolean),
     sa.Column("status", sa.Text),
     sa.Column("status_at", sa.DateTime(timezone=True)),
+    sa.Column("area_at", sa.DateTime(timezone=True)),
     sa.Column("dimensions", ARRAY(sa.Text)),
     sa.Column("live", JSONB),
 )
@@ -210,6 +211,7 @@ class AnalyticsRepository:
                 registered=row.registered,
                 status=row.status,
                 status_at=row.status_at,
+                area_at=row.area_at,
                 dimensions=list(row.dimensions),
                 live=dict(row.live),
             )
@@ -249,6 +251,7 @@ class AnalyticsRepository:
             _unnest(sa.Boolean, [f.registered for f in rows], "registered"),
             _unnest(sa.Text, [f.status for f in rows], "status"),
             _unnest(sa.DateTime(timezone=True), [f.status_at for f in rows], "status_at"),
+            _unnest(sa.DateTime(timezone=True), [f.area_at for f in rows], "area_at"),
             # Arrays of arrays would flatten: each row's dimensions travel as one string.
             sa.func.string_to_array(
                 _unnest(sa.Text, [",".join(f.dimensions) for f in rows]), ","

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +40,10 @@ class NotKnownYet(LookupError):
     registration never comes), never applied to nothing."""
 
 
+# Each value the registry's events change, with the column of when it was changed.
+CHANGED_AT = {"area_code": "area_at", "mentor_team_id": "team_at", "status": "status_at"}
+
+
 class Households:
     """One transaction's view of the read model: the households its events name, read and
     locked in one statement before the first handler, changed in memory in event order, and
@@ -52,7 +57,7 @@ class Households:
     before the households, could deadlock with such a request.)"""
 
     KEY = "logbook.households"
-    COLUMNS = ("id", "area_code", "mentor_team_id", "status")
+    COLUMNS = ("id", *CHANGED_AT, *CHANGED_AT.values())
 
     def __init__(self, session: AsyncSession) -> None:
         self.repo = LogbookRepository(session)
@@ -81,12 +86,18 @@ class Households:
             self.rows[values["id"]] = values
             self.registered.add(values["id"])
 
-    def update(self, household_id: UUID, **values: Any) -> None:
+    def update(self, household_id: UUID, at: datetime, **values: Any) -> None:
+        """Set what a change the registry made at `at` set, unless a newer change of the same
+        value is held already (an older one delivered late)."""
         row = self.rows.get(household_id)
         if row is None:
             raise NotKnownYet(f"household {household_id} is not registered here yet")
-        row.update(values)
-        self.changed.add(household_id)
+        for name, value in values.items():
+            changed_at = CHANGED_AT[name]
+            if row.get(changed_at) is not None and at < row[changed_at]:
+                continue
+            row[name], row[changed_at] = value, at
+            self.changed.add(household_id)
 
     async def write(self) -> None:
         # Registered here and not changed since: added unless someone added it meanwhile (the
@@ -139,6 +150,9 @@ async def on_household_registered(session: AsyncSession, event: Event) -> None:
             "area_code": data.area_code,
             "mentor_team_id": data.mentor_team_id,
             "status": data.status,
+            # No change times: nothing older than a registration can change the household
+            # (a change before it is not known yet), and a bulk import's registrations bear
+            # the database's clock where the changes after them bear the services'.
         }
     )
     batch.statuses.append(
@@ -156,18 +170,18 @@ async def on_household_registered(session: AsyncSession, event: Event) -> None:
 
 async def on_household_updated(session: AsyncSession, event: Event) -> None:
     data = HouseholdUpdated.model_validate(event.data)
-    Households.of(session).update(data.household_id, area_code=data.area_code)
+    Households.of(session).update(data.household_id, event.time, area_code=data.area_code)
 
 
 async def on_household_assigned(session: AsyncSession, event: Event) -> None:
     data = HouseholdAssigned.model_validate(event.data)
-    Households.of(session).update(data.household_id, mentor_team_id=data.mentor_team_id)
+    Households.of(session).update(data.household_id, event.time, mentor_team_id=data.mentor_team_id)
 
 
 async def on_household_status_changed(session: AsyncSession, event: Event) -> None:
     data = HouseholdStatusChanged.model_validate(event.data)
     batch = Households.of(session)
-    batch.update(data.household_id, status=data.to_status)
+    batch.update(data.household_id, event.time, status=data.to_status)
     batch.statuses.append(
         {
             "event_id": event.id,

@@ -22,6 +22,10 @@ def _time_column() -> Any:
     return Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
 
 
+def _moment_column() -> Any:
+    return Column(sa.DateTime(timezone=True))
+
+
 class MenuItem(SQLModel, table=True):
     __tablename__ = "menu_item"
 
@@ -43,6 +47,12 @@ class HouseholdRef(SQLModel, table=True):
     area_code: str
     mentor_team_id: UUID | None = None
     status: str
+    # When the registry made the change each of the three holds (its event's time): an older
+    # change delivered late leaves a newer one as it is. None where the registry's own answer
+    # (asked over HTTP) set it.
+    area_at: datetime | None = Field(default=None, sa_column=_moment_column())
+    team_at: datetime | None = Field(default=None, sa_column=_moment_column())
+    status_at: datetime | None = Field(default=None, sa_column=_moment_column())
     refreshed_at: datetime = Field(default_factory=_now, sa_column=_time_column())
 
 

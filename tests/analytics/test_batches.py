@@ -4,7 +4,8 @@ The events are applied straight through the consumers' `apply` (no NATS): once a
 (all registry events in one transaction, all logbook events in another), and once one event per
 transaction, each into a database of its own. Every row of every projection must match, and a
 few totals worked out by hand must come out: households that move (within a sub-district and to
-another province), a late status change, duplicates, supersessions, THB with satang.
+another province), a late status change, a late move, a move delivered before its household's
+registration, duplicates, supersessions, THB with satang.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tests.conftest import Servers, db_rows, fresh_database, settings_for
 START = datetime(2026, 3, 31, 16, 30, tzinfo=UTC)  # 23:30 Thai time, the last of March
 APRIL = START + timedelta(hours=1)  # 00:30 on 1 April, Thai time
 MAY = START + timedelta(days=35)
-A, B, C, D, E = (uuid7() for _ in range(5))
+A, B, C, D, E, F, G = (uuid7() for _ in range(7))
 I1, I2, I3, I4, I5, I6, I7, I8 = (uuid7() for _ in range(8))
 
 
@@ -159,6 +160,11 @@ def history() -> History:
     status(h, D, "24010101", "graduated", 10)
     status(h, D, "24010101", "in_progress", 8)  # older than the graduation, delivered late
     status(h, E, "24010102", "duplicate", 11)
+    registered(h, F, "10010101", ["living"], 12)
+    moved(h, F, "10010101", "10010102", ["living"], 14)
+    moved(h, F, "10010101", "10010103", ["health"], 13)  # older than the move, delivered late
+    moved(h, G, "10010101", "10020101", ["income"], 16)  # delivered before its registration
+    registered(h, G, "10010101", ["living"], 15)
 
     i1 = facts(I1, A, "24010102", "INC-01", "1234.56")
     recorded(h, i1, "planned", 20)
@@ -245,7 +251,7 @@ async def test_a_batch_adds_up_to_the_same_totals_as_one_event_at_a_time(
     progress = {(r["area_code"], r["dimension"]): r for r in batched["area_progress"]}
     th = progress[("TH", "all")]
     assert {m: th[m] for m in MEASURES} == {
-        "target_households": 4,  # E is a duplicate
+        "target_households": 6,  # E is a duplicate
         "reached_households": 3,  # C's only intervention was cancelled
         "graduated_households": 1,  # D: the late in_progress changes nothing
         "planned": 0,
@@ -255,7 +261,13 @@ async def test_a_batch_adds_up_to_the_same_totals_as_one_event_at_a_time(
     }
     assert th["amount_thb"] == Decimal("2384.80")
     assert th["as_of"] == START + timedelta(minutes=30)
-    assert progress[("TH", "income")]["target_households"] == 2
+    assert progress[("TH", "income")]["target_households"] == 3  # A, C and G
+    # The newest move stands, whatever came after it; a registration after it moves nothing.
+    assert progress[("10010102", "living")]["target_households"] == 1  # F
+    assert progress[("10020101", "income")]["target_households"] == 1  # G
+    for never in (("10010103", "all"), ("10010101", "all"), ("10", "health")):
+        assert progress.get(never, {}).get("target_households", 0) == 0, never
+    assert progress[("10", "all")]["target_households"] == 2
     assert progress[("24010101", "all")]["target_households"] == 1  # A moved out
     assert progress[("24010102", "all")]["target_households"] == 2
     assert progress[("24010102", "all")]["amount_thb"] == Decimal("2084.80")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import httpx
@@ -22,6 +23,7 @@ from shared.events.registry import (
     HouseholdAssigned,
     HouseholdRegistered,
     HouseholdStatusChanged,
+    HouseholdUpdated,
     PersonAdded,
 )
 from shared.outbox import Outbox
@@ -175,6 +177,92 @@ async def test_an_assignment_that_overtakes_its_registration_waits_for_it(
     finally:
         await engine.dispose()
     await wait_known(logbook_settings, str(household_id), mentor_team_id=str(team_id))
+
+
+async def test_a_change_delivered_after_a_newer_one_leaves_the_newer_as_it_is(
+    as_caller: ClientFactory, logbook_as: ClientFactory, logbook_settings: LogbookSettings
+) -> None:
+    """Replicas apply batches side by side, and a batch met while the database was away comes
+    again later: each of area, team and status keeps the newest change the registry made."""
+    household_id, old_team, new_team = uuid4(), uuid4(), uuid4()
+    start = datetime.now(UTC) - timedelta(hours=1)
+
+    def at(minutes: int, data: EventData) -> Event:
+        event = Event.of(data, source="registry", subject=household_id, area_code="240101")
+        return event.model_copy(update={"time": start + timedelta(minutes=minutes)})
+
+    def assigned(team: UUID) -> HouseholdAssigned:
+        return HouseholdAssigned(
+            household_id=household_id,
+            area_code="240101",
+            mentor_team_id=team,
+            previous_team_id=None,
+        )
+
+    def moved(area: str) -> HouseholdUpdated:
+        return HouseholdUpdated(
+            household_id=household_id,
+            area_code=area,
+            previous_area_code="240101",
+            changed=["area_code"],
+            failed_indicators=[],
+            dimensions=[],
+        )
+
+    def status(to: str) -> HouseholdStatusChanged:
+        return HouseholdStatusChanged(
+            household_id=household_id,
+            area_code="240101",
+            from_status="target",
+            to_status=to,
+            reason=None,
+            changed_by="someone",
+        )
+
+    registered = HouseholdRegistered(
+        household_id=household_id,
+        area_code="240101",
+        house_code=None,
+        status="target",
+        survey_year=None,
+        failed_indicators=[],
+        dimensions=[],
+        mentor_team_id=None,
+        member_count=0,
+    )
+    engine = create_engine(logbook_settings)
+    sessions = create_sessionmaker(engine)
+
+    async def apply(*events: Event) -> None:
+        async with transaction(sessions) as session:
+            await load_batch(session, list(events))
+            for event in events:
+                await HANDLERS[event.type](session, event)
+            await write_batch(session)
+
+    async def held() -> tuple[str, str, str]:
+        rows = await db_rows(
+            logbook_settings,
+            "SELECT mentor_team_id::text AS team, area_code, status FROM household_ref"
+            " WHERE id = $1",
+            household_id,
+        )
+        return rows[0]["team"], rows[0]["area_code"], rows[0]["status"]
+
+    try:
+        await apply(at(0, registered))
+        # Newer first, then the older ones, in another batch ...
+        await apply(at(3, assigned(new_team)), at(4, moved("240102")), at(5, status("moved")))
+        await apply(at(1, assigned(old_team)), at(2, moved("240103")), at(2, status("refused")))
+        assert await held() == (str(new_team), "240102", "moved")
+        # ... and in the same batch.
+        await apply(at(2, assigned(old_team)), at(3, moved("240103")), at(4, status("target")))
+        assert await held() == (str(new_team), "240102", "moved")
+        # A change newer than all of them still lands.
+        await apply(at(9, assigned(old_team)))
+        assert await held() == (str(old_team), "240102", "moved")
+    finally:
+        await engine.dispose()
 
 
 async def test_one_batch_applies_its_events_in_order_and_a_second_delivery_changes_nothing(

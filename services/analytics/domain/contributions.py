@@ -50,6 +50,9 @@ class HouseholdFact:
     registered: bool = False
     status: str | None = None
     status_at: datetime | None = None  # the time of the status event that set `status`
+    # The time of the update that set `area_code` and `dimensions`; None while only the
+    # registration (or an intervention heard of first) set them.
+    area_at: datetime | None = None
     dimensions: list[str] = field(default_factory=list)
     live: dict[str, int] = field(default_factory=dict)
 
