@@ -57,8 +57,10 @@ class PullConsumer:
     ) -> PullConsumer:
         """Create the durable consumer if it does not exist yet, and subscribe to this
         replica's inbox. One that exists keeps its settings (an operator's, or an older
-        release's) but takes this configuration's subject filter: the types delivered follow
-        the code that handles them."""
+        release's) but takes this configuration's subject filter, so the types delivered
+        follow the code that handles them, and its delivery limit, since the code counts an
+        event's tries itself (a limit on the server would drop an event without a word once
+        an outage had used it up)."""
         assert config.durable_name
         config.name = config.durable_name
         try:
@@ -68,8 +70,9 @@ class PullConsumer:
         else:
             wanted = config.filter_subjects or []
             found = existing.filter_subjects or [s for s in [existing.filter_subject] if s]
-            if sorted(found) != sorted(wanted):
+            if sorted(found) != sorted(wanted) or existing.max_deliver != config.max_deliver:
                 existing.filter_subject, existing.filter_subjects = None, wanted or None
+                existing.max_deliver = config.max_deliver
                 await js.add_consumer(stream, config=existing)
         puller = cls(nc, stream, config.durable_name)
         puller._sub = await nc.subscribe(puller._inbox, cb=puller._receive)

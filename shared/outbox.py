@@ -154,8 +154,10 @@ class Outbox:
 
 
 # The events waiting: every row from the oldest pending one to the newest. Two index lookups,
-# where a count of millions of pending rows takes seconds. Relays publish in `seq` order, so
-# the rows between are pending but for the batches other replicas are publishing just then.
+# where a count of millions of pending rows takes seconds. Each relay takes its batches in
+# `seq` order, so the rows between are pending but for the batches other replicas are
+# publishing just then. (Two replicas' batches can reach the stream in either order: consumers
+# keep a household's newest change by its time, not by its place in the stream.)
 BACKLOG_SQL = """
 SELECT coalesce(
     (SELECT max(seq) FROM outbox) - (SELECT min(seq) FROM outbox WHERE sent_at IS NULL) + 1, 0

@@ -46,11 +46,14 @@ async def test_types_without_a_handler_are_never_delivered(
     stream = stream_name("REGISTRY", namespace)
     try:
         js = await bus.jetstream()
-        # A durable made before its consumer had a filter (by an older release) gets one,
+        # A durable made before its consumer had a filter (by an older release, which also
+        # let the server stop delivering after six tries) gets one, and no delivery limit,
         # and keeps its other settings.
         await js.add_consumer(
             stream,
-            ConsumerConfig(durable_name="filtered", ack_policy=AckPolicy.EXPLICIT, ack_wait=7),
+            ConsumerConfig(
+                durable_name="filtered", ack_policy=AckPolicy.EXPLICIT, ack_wait=7, max_deliver=6
+            ),
         )
         events = [_event(OTHER), _event(HANDLED), _event(OTHER), _event(HANDLED)]
         for event in events:
@@ -73,6 +76,7 @@ async def test_types_without_a_handler_are_never_delivered(
         assert [e.id for e in applied] == [events[1].id, events[3].id]
         assert info.config.filter_subjects == [subject_for(HANDLED, namespace)]
         assert info.config.ack_wait == 7
+        assert info.config.max_deliver == -1
         assert info.delivered.consumer_seq == 2 and info.num_pending == 0
         recorded = await registry_rows(
             registry_settings, "SELECT event_id FROM processed_event WHERE consumer = 'filtered'"
