@@ -163,6 +163,8 @@ class ImportJob(SQLModel, table=True):
     role: str
     scope: str
     filename: str | None = None
+    idempotency_key: str | None = None  # forgotten if the job fails
+    body_sha256: bytes | None = None  # the file's, once staged whole
     bytes_read: int = Field(default=0, sa_type=sa.BigInteger)  # files beyond 2 GiB
     rows_read: int = Field(default=0, sa_type=sa.BigInteger)
     rows_imported: int = Field(default=0, sa_type=sa.BigInteger)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Query, Request, Response
+from fastapi import Header, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
 from shared.auth import Caller
 from shared.errors import BadRequest, FieldError, Unprocessable, UnsupportedMediaType
+from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
 from shared.imports.csvparser import CsvFormatError
 from shared.imports.jobs import ImportRunner
 from shared.outbox import trace_headers
@@ -39,6 +41,42 @@ def check_media_type(request: Request) -> None:
     charset = params.strip().lower().removeprefix("charset=").strip('"')
     if params.strip() and charset not in ("utf-8", "utf8"):
         raise UnsupportedMediaType("send the file as UTF-8 (charset=utf-8)")
+
+
+async def replay(
+    importer: ImportRunner[Any],
+    caller: Caller,
+    key: str | None,
+    request: Request,
+    response: Response,
+    location: Callable[[UUID], str],
+) -> UUID | None:
+    """The job first made under this `Idempotency-Key` (the same file again): the answer points
+    at it and says it is a replay. None without a key, or for a key not used yet."""
+    if key is None:
+        return None
+    try:
+        first = await importer.replayed(caller, key, request.stream())
+    except ClientDisconnect as exc:
+        raise BadRequest("the upload was interrupted; nothing was imported") from exc
+    if first is not None:
+        response.headers["Location"] = location(first)
+        response.headers[REPLAYED_HEADER] = "true"
+    return first
+
+
+# Documented once, as the shared parameter: streamed bodies pass the idempotency middleware
+# untouched, and an import route keeps the key itself (`replay`).
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        include_in_schema=False,
+    ),
+]
+IDEMPOTENCY_KEY_PARAMETER = {"$ref": "#/components/parameters/IdempotencyKey"}
 
 
 async def start_upload(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -19,12 +20,13 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.auth import OFFICER_ROLES, Caller
 from shared.db import create_sessionmaker, transaction
-from shared.errors import BadRequest, ResourceNotFound
+from shared.errors import BadRequest, Conflict, ResourceNotFound
 from shared.imports.csvparser import CsvFormatError, CsvParser
 from shared.imports.schemas import ImportState, RejectedRow
 from shared.pagination import decode_cursor, encode_cursor
@@ -41,9 +43,13 @@ class JobRow(Protocol):
     """An import job as its table keeps it."""
 
     @property
+    def id(self) -> UUID: ...
+    @property
     def created_by(self) -> str: ...
     @property
     def scope(self) -> str: ...
+    @property
+    def body_sha256(self) -> bytes | None: ...
     def model_dump(self) -> dict[str, Any]: ...
 
 
@@ -65,6 +71,8 @@ class JobRows(Protocol[JobT_co]):
     """A service's repository of job rows and their rejected rows."""
 
     async def get(self, job_id: UUID) -> JobT_co | None: ...
+    async def by_key(self, created_by: str, key: str) -> JobT_co | None: ...
+    def add(self, job: Any) -> None: ...
     async def update(self, job_id: UUID, **values: Any) -> None: ...
     async def rejections(
         self, job_id: UUID, *, after: tuple[int, str] | None, limit: int
@@ -105,8 +113,43 @@ class ImportRunner(ABC, Generic[JobT]):
         """The service's staging table of this job."""
 
     @abstractmethod
-    async def create(self, caller: Caller, filename: str | None = None) -> UUID:
-        """A new, queued job for this caller."""
+    def may_import(self, caller: Caller) -> None:
+        """Refuse a caller who may not import here (NotPermitted)."""
+
+    @abstractmethod
+    async def create(
+        self, caller: Caller, filename: str | None = None, idempotency_key: str | None = None
+    ) -> UUID:
+        """A new, queued job for this caller; Conflict if its key names another job."""
+
+    async def _add(self, job: JobT) -> UUID:
+        """Keep a new job; Conflict if the caller's key names a job already (made meanwhile:
+        `replayed` found none)."""
+        try:
+            async with transaction(self.sessionmaker) as session:
+                self._jobs(session).add(job)
+        except IntegrityError as exc:
+            raise Conflict("an upload with this Idempotency-Key is still running") from exc
+        return job.id
+
+    async def replayed(self, caller: Caller, key: str, source: AsyncIterable[bytes]) -> UUID | None:
+        """The job first made under this Idempotency-Key, if any, after checking that this
+        upload is the same file (Conflict if it is not, or if the first is still uploading)."""
+        self.may_import(caller)
+        async with self.sessionmaker() as session:
+            job = await self._jobs(session).by_key(caller.subject, key)
+        if job is None:
+            return None
+        if job.body_sha256 is None:
+            raise Conflict(
+                "this Idempotency-Key was used for an upload that is still running or failed"
+            )
+        digest = hashlib.sha256()
+        async for chunk in source:
+            digest.update(chunk)
+        if digest.digest() != job.body_sha256:
+            raise Conflict("this Idempotency-Key was used for a different file")
+        return job.id
 
     @abstractmethod
     async def stage(
@@ -126,9 +169,15 @@ class ImportRunner(ABC, Generic[JobT]):
         feed: Callable[[bytes], bytes],
         progress: Progress | None,
     ) -> None:
-        """Stream the file through `feed` (the parser's, or one wrapping it) into staging."""
+        """Stream the file through `feed` (the parser's, or one wrapping it) into staging,
+        and keep the file's hash on the job (a replay under its key must send the same)."""
         await self._update(job_id, state=ImportState.running.value)
         last = time.monotonic()
+        digest = hashlib.sha256()
+
+        def fed(data: bytes) -> bytes:
+            digest.update(data)
+            return feed(data)
 
         async def parsed() -> AsyncIterator[bytes]:
             nonlocal last
@@ -139,7 +188,7 @@ class ImportRunner(ABC, Generic[JobT]):
                 size += len(chunk)
                 if size < PARSE_BATCH_BYTES:
                     continue
-                out = await asyncio.to_thread(feed, b"".join(batch))
+                out = await asyncio.to_thread(fed, b"".join(batch))
                 batch, size = [], 0
                 if out:
                     yield out
@@ -148,7 +197,7 @@ class ImportRunner(ABC, Generic[JobT]):
                 if time.monotonic() - last > PROGRESS_EVERY_SECONDS:
                     last = time.monotonic()
                     await self._update(job_id, bytes_read=parser.bytes, rows_read=parser.rows)
-            out = await asyncio.to_thread(feed, b"".join(batch))
+            out = await asyncio.to_thread(fed, b"".join(batch))
             out += parser.finish()
             if out:
                 yield out
@@ -163,6 +212,7 @@ class ImportRunner(ABC, Generic[JobT]):
         except BaseException as exc:
             await self._fail(job_id, f"the upload stopped: {exc!r}", bytes_read=parser.bytes)
             raise
+        await self._update(job_id, body_sha256=digest.digest())
         if progress is not None:
             progress(parser.bytes, parser.rows)
 
@@ -251,8 +301,14 @@ class ImportRunner(ABC, Generic[JobT]):
             await self._jobs(session).update(job_id, **values)
 
     async def _fail(self, job_id: UUID, error: str, **values: Any) -> None:
+        # The key is forgotten, so that a corrected retry under it can act.
         await self._update(
-            job_id, state=ImportState.failed.value, error=error, finished_at=sa.func.now(), **values
+            job_id,
+            state=ImportState.failed.value,
+            error=error,
+            finished_at=sa.func.now(),
+            idempotency_key=None,
+            **values,
         )
         await self._drop(job_id)
 

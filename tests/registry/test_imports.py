@@ -7,7 +7,7 @@ from typing import Any
 
 from services.registry.settings import RegistrySettings
 from tests.conftest import ClientFactory, registry_rows
-from tests.registry.imports_support import csv_bytes, import_file, rejected, row
+from tests.registry.imports_support import CSV, csv_bytes, finished, import_file, rejected, row
 from tests.registry.support import citizen_id, counts, wrong_check_digit
 
 
@@ -254,3 +254,47 @@ async def test_a_cursor_this_service_did_not_make_is_a_400(as_caller: ClientFact
         assert response.status_code == 400, (text, response.text)
         assert response.headers["content-type"] == "application/problem+json"
     assert (await officer.get(f"/v1/imports/{summary['id']}")).status_code == 200
+
+
+async def test_a_replayed_idempotency_key_answers_the_first_import(
+    as_caller: ClientFactory, registry_settings: RegistrySettings
+) -> None:
+    officer = as_caller("province_officer", "24")
+    body = csv_bytes([row(house_code="24010100070"), row(house_code="24010100071")])
+    key = {"Idempotency-Key": "target-list-2567"}
+    sent = await officer.post("/v1/imports/households", content=body, headers={**CSV, **key})
+    assert sent.status_code == 202, sent.text
+    first = await finished(officer, sent.json()["id"])
+    assert first["rows_imported"] == 2
+
+    again = await officer.post("/v1/imports/households", content=body, headers={**CSV, **key})
+    assert again.status_code == 202, again.text
+    assert again.json()["id"] == first["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == f"/v1/imports/{first['id']}"
+    other_file = await officer.post(
+        "/v1/imports/households",
+        content=csv_bytes([row(house_code="24010100072")]),
+        headers={**CSV, **key},
+    )
+    assert other_file.status_code == 409, other_file.text
+    assert other_file.headers["content-type"] == "application/problem+json"
+    jobs = await registry_rows(registry_settings, "SELECT count(*) AS n FROM import_job")
+    assert jobs[0]["n"] == 1
+    assert (await counts(registry_settings))["household"] == 2
+
+
+async def test_a_failed_upload_leaves_its_key_free_for_the_corrected_file(
+    as_caller: ClientFactory, registry_settings: RegistrySettings
+) -> None:
+    officer = as_caller("province_officer", "24")
+    key = {"Idempotency-Key": "target-list-retry"}
+    broken = await officer.post(
+        "/v1/imports/households", content=b"house_code,area_code\n1,2,3\n", headers={**CSV, **key}
+    )
+    assert broken.status_code == 422, broken.text
+    good = csv_bytes([row(house_code="24010100080")])
+    sent = await officer.post("/v1/imports/households", content=good, headers={**CSV, **key})
+    assert sent.status_code == 202, sent.text
+    assert "Idempotent-Replayed" not in sent.headers
+    assert (await finished(officer, sent.json()["id"]))["rows_imported"] == 1

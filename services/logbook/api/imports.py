@@ -3,11 +3,9 @@ the job."""
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request, Response, status
-from starlette.requests import ClientDisconnect
+from fastapi import APIRouter, Request, Response, status
 
 from services.logbook.imports.jobs import Importer
 from services.logbook.schemas import LogbookImportPublic
@@ -21,8 +19,15 @@ from shared.errors import (
     UnsupportedMediaType,
     responses,
 )
-from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
-from shared.imports.api import FilenameQuery, check_media_type, csv_body, start_upload
+from shared.imports.api import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    FilenameQuery,
+    IdempotencyKeyHeader,
+    check_media_type,
+    csv_body,
+    replay,
+    start_upload,
+)
 from shared.pagination import CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/v1/imports/logbook", tags=["imports"])
@@ -41,8 +46,7 @@ _CSV_BODY = {
         "income,INC-02,1500,completed,2024-04-10T16:00:00+07:00,อบรมทำขนมไทย 5 วัน,,,"
         "old-i-1\n",
     ),
-    # Streamed bodies pass the idempotency middleware untouched; this route keeps the key.
-    "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
+    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
 }
 
 
@@ -63,15 +67,7 @@ async def import_logbook(
     caller: CallerDep,
     response: Response,
     filename: FilenameQuery = None,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=MAX_KEY_LENGTH,
-            include_in_schema=False,  # documented once, as the shared parameter
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> LogbookImportPublic:
     """Import logbook history (visits and interventions) from a CSV file (province officers and
     above). The file streams into staging; the checks and the move-in go on in the background:
@@ -79,19 +75,15 @@ async def import_logbook(
     answers the first import."""
     check_media_type(request)
     importer = _importer(request)
-    if idempotency_key is not None:
-        try:
-            first = await importer.replayed(caller, idempotency_key, request.stream())
-        except ClientDisconnect as exc:
-            raise BadRequest("the upload was interrupted; nothing was imported") from exc
-        if first is not None:
-            response.headers["Location"] = f"{LOGBOOK_IMPORT_PATH}/{first}"
-            response.headers[REPLAYED_HEADER] = "true"
-            return await importer.summary(first, caller, limit=0)
+    if first := await replay(importer, caller, idempotency_key, request, response, _location):
+        return await importer.summary(first, caller, limit=0)
     job_id = await importer.create(caller, filename, idempotency_key)
-    location = f"{LOGBOOK_IMPORT_PATH}/{job_id}"
-    await start_upload(importer, job_id, request, response, caller, location)
+    await start_upload(importer, job_id, request, response, caller, _location(job_id))
     return await importer.summary(job_id, caller, limit=0)
+
+
+def _location(job_id: UUID) -> str:
+    return f"{LOGBOOK_IMPORT_PATH}/{job_id}"
 
 
 @router.get(

@@ -5,14 +5,12 @@ The job runner itself (the states, the background, failure) is shared: `shared.i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import AsyncIterable, Callable
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,8 +19,7 @@ from services.logbook.imports.repository import ImportJobs, Outcome, Staging
 from services.logbook.models import HistoryImportJob
 from services.logbook.schemas import LogbookImportPublic
 from shared.auth import OFFICER_ROLES, Caller
-from shared.db import transaction
-from shared.errors import Conflict, NotPermitted
+from shared.errors import NotPermitted
 from shared.imports.jobs import ImportRunner, Progress
 from shared.imports.schemas import ImportState
 from shared.thai import AreaLevel, area_level
@@ -30,13 +27,6 @@ from shared.thai import AreaLevel, area_level
 # History is imported for whole provinces or the country: by officers who may write the
 # logbook (DESIGN.md §5), with a province or the whole country as their area.
 IMPORT_LEVELS = frozenset({AreaLevel.country, AreaLevel.province})
-
-
-def may_import(caller: Caller) -> None:
-    """Refuse a caller who may not import history (403)."""
-    caller.require(OFFICER_ROLES, "import logbook history")
-    if area_level(caller.area) not in IMPORT_LEVELS:
-        raise NotPermitted("logbook history is imported at province level or above")
 
 
 class Importer(ImportRunner[HistoryImportJob]):
@@ -56,59 +46,34 @@ class Importer(ImportRunner[HistoryImportJob]):
         super().__init__(engine, namespace=namespace, on_moved_in=on_moved_in)
         self.follow_up_days = follow_up_days
 
+    def may_import(self, caller: Caller) -> None:
+        """Refuse a caller who may not import history (403)."""
+        caller.require(OFFICER_ROLES, "import logbook history")
+        if area_level(caller.area) not in IMPORT_LEVELS:
+            raise NotPermitted("logbook history is imported at province level or above")
+
     async def create(
         self, caller: Caller, filename: str | None = None, idempotency_key: str | None = None
     ) -> UUID:
         """A new, queued job for this caller; Conflict if its key names another job."""
-        may_import(caller)
-        job = HistoryImportJob(
-            created_by=caller.subject,
-            role=caller.role.value,
-            scope=caller.area,
-            filename=filename,
-            idempotency_key=idempotency_key,
-        )
-        try:
-            async with transaction(self.sessionmaker) as session:
-                ImportJobs(session).add(job)
-        except IntegrityError as exc:
-            raise Conflict("an upload with this Idempotency-Key is still running") from exc
-        return job.id
-
-    async def replayed(self, caller: Caller, key: str, source: AsyncIterable[bytes]) -> UUID | None:
-        """The job first made under this Idempotency-Key, if any, after checking that this
-        upload is the same file (Conflict if it is not, or if the first is still uploading)."""
-        may_import(caller)
-        async with self.sessionmaker() as session:
-            job = await ImportJobs(session).by_key(caller.subject, key)
-        if job is None:
-            return None
-        if job.body_sha256 is None:
-            raise Conflict(
-                "this Idempotency-Key was used for an upload that is still running or failed"
+        self.may_import(caller)
+        return await self._add(
+            HistoryImportJob(
+                created_by=caller.subject,
+                role=caller.role.value,
+                scope=caller.area,
+                filename=filename,
+                idempotency_key=idempotency_key,
             )
-        digest = hashlib.sha256()
-        async for chunk in source:
-            digest.update(chunk)
-        if digest.digest() != job.body_sha256:
-            raise Conflict("this Idempotency-Key was used for a different file")
-        return job.id
+        )
 
     async def stage(
         self, job_id: UUID, source: AsyncIterable[bytes], *, progress: Progress | None = None
     ) -> None:
         """Stream the file into the job's staging table; on any error the job fails, whole."""
         parser = CsvParser()
-        digest = hashlib.sha256()
-
-        def take(data: bytes) -> bytes:
-            digest.update(data)
-            return parser.feed(data)
-
-        await self._stage(job_id, source, parser, take, progress)
-        await self._update(
-            job_id, bytes_read=parser.bytes, rows_read=parser.rows, body_sha256=digest.digest()
-        )
+        await self._stage(job_id, source, parser, parser.feed, progress)
+        await self._update(job_id, bytes_read=parser.bytes, rows_read=parser.rows)
 
     async def complete(self, job_id: UUID, caller: Caller, headers: dict[str, str]) -> Outcome:
         """Check the staged rows and move the valid ones in: one transaction, then done."""
@@ -140,10 +105,6 @@ class Importer(ImportRunner[HistoryImportJob]):
     ) -> LogbookImportPublic:
         """The job as GET /v1/imports/logbook/{id} shows it, with a page of its rejected rows."""
         return await self._summary(LogbookImportPublic, job_id, caller, cursor=cursor, limit=limit)
-
-    async def _fail(self, job_id: UUID, error: str, **values: Any) -> None:
-        # The key is forgotten, so that a corrected retry under it can act.
-        await super()._fail(job_id, error, idempotency_key=None, **values)
 
     def _jobs(self, session: AsyncSession) -> ImportJobs:
         return ImportJobs(session)

@@ -11,13 +11,22 @@ from services.registry.schemas import ImportPublic
 from shared.auth import CallerDep
 from shared.errors import (
     BadRequest,
+    Conflict,
     NotPermitted,
     PayloadTooLarge,
     ResourceNotFound,
     UnsupportedMediaType,
     responses,
 )
-from shared.imports.api import FilenameQuery, check_media_type, csv_body, start_upload
+from shared.imports.api import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    FilenameQuery,
+    IdempotencyKeyHeader,
+    check_media_type,
+    csv_body,
+    replay,
+    start_upload,
+)
 from shared.pagination import CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
@@ -32,7 +41,8 @@ _CSV_BODY = {
         "relation,disability,welfare_card\n"
         "24010000001,,240104,352 หมู่ 1,2565,2560-17,,,4728095894300,นางสาว,ศิริพร,แสงทอง,"
         "female,1971-05-14,head,false,true\n",
-    )
+    ),
+    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
 }
 
 
@@ -45,7 +55,7 @@ def _importer(request: Request) -> Importer:
     "/households",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ImportPublic,
-    responses=responses(NotPermitted, PayloadTooLarge, UnsupportedMediaType),
+    responses=responses(NotPermitted, Conflict, PayloadTooLarge, UnsupportedMediaType),
     openapi_extra=_CSV_BODY,
 )
 async def import_households(
@@ -53,15 +63,22 @@ async def import_households(
     caller: CallerDep,
     response: Response,
     filename: FilenameQuery = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> ImportPublic:
     """Import target households from a CSV file (officers). The file streams into staging;
-    the checks and the move-in go on in the background: follow them at the `Location`."""
+    the checks and the move-in go on in the background: follow them at the `Location`. A
+    replay under the same `Idempotency-Key` with the same file answers the first import."""
     check_media_type(request)
     importer = _importer(request)
-    job_id = await importer.create(caller, filename)
-    location = f"/v1/imports/{job_id}"
-    await start_upload(importer, job_id, request, response, caller, location)
+    if first := await replay(importer, caller, idempotency_key, request, response, _location):
+        return await importer.summary(first, caller, limit=0)
+    job_id = await importer.create(caller, filename, idempotency_key)
+    await start_upload(importer, job_id, request, response, caller, _location(job_id))
     return await importer.summary(job_id, caller, limit=0)
+
+
+def _location(job_id: UUID) -> str:
+    return f"/v1/imports/{job_id}"
 
 
 @router.get(

@@ -19,7 +19,6 @@ from services.registry.imports.repository import ImportJobs, Outcome, Staging
 from services.registry.models import ImportJob
 from services.registry.schemas import ImportPublic
 from shared.auth import OFFICER_ROLES, Caller
-from shared.db import transaction
 from shared.imports.jobs import ImportRunner, Progress
 from shared.imports.schemas import ImportState
 from shared.pii import CitizenIdVault
@@ -41,15 +40,24 @@ class Importer(ImportRunner[ImportJob]):
         super().__init__(engine, namespace=namespace, on_moved_in=on_moved_in)
         self.vault = vault
 
-    async def create(self, caller: Caller, filename: str | None = None) -> UUID:
-        """A new, queued job for this caller (officers only)."""
+    def may_import(self, caller: Caller) -> None:
         caller.require(OFFICER_ROLES, "import households")
-        job = ImportJob(
-            created_by=caller.subject, role=caller.role.value, scope=caller.area, filename=filename
+
+    async def create(
+        self, caller: Caller, filename: str | None = None, idempotency_key: str | None = None
+    ) -> UUID:
+        """A new, queued job for this caller (officers only); Conflict if its key names
+        another job."""
+        self.may_import(caller)
+        return await self._add(
+            ImportJob(
+                created_by=caller.subject,
+                role=caller.role.value,
+                scope=caller.area,
+                filename=filename,
+                idempotency_key=idempotency_key,
+            )
         )
-        async with transaction(self.sessionmaker) as session:
-            ImportJobs(session).add(job)
-        return job.id
 
     async def stage(
         self, job_id: UUID, source: AsyncIterable[bytes], *, progress: Progress | None = None

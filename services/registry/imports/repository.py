@@ -42,6 +42,15 @@ class ImportJobs:
     async def get(self, job_id: UUID) -> ImportJob | None:
         return await self.session.get(ImportJob, job_id)
 
+    async def by_key(self, created_by: str, key: str) -> ImportJob | None:
+        """The caller's job made under this Idempotency-Key."""
+        found = await self.session.exec(
+            select(ImportJob).where(
+                ImportJob.created_by == created_by, ImportJob.idempotency_key == key
+            )
+        )
+        return found.first()
+
     def add(self, job: ImportJob) -> None:
         self.session.add(job)
 
