@@ -12,7 +12,7 @@ While the database is away no event is tried: a batch met then is handed back to
 (not left to its ack wait), so that it comes again before the events behind it, in order, and
 none of them is tried before the events it follows (a household's assignment before its
 registration). Deliveries during an outage are not tries: an event's tries are the failures
-of its own this consumer has seen.
+of its own this consumer has seen (each replica counts its own, while it runs).
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ BeginHook = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
 TransactionHook = Callable[[AsyncSession], Awaitable[None]]
 # Tries of a transaction PostgreSQL breaks off to let another go on, before it counts as failed.
 BROKEN_OFF_TRIES = 3
-# The most events whose failures a consumer counts at once: past it, it forgets those of events
-# it no longer sees (another replica took them over), which then get a few more tries there.
+# The most events whose failures a consumer counts at once: past it, it forgets the one it has
+# counted longest (most likely taken over by another replica), which may get a few more tries.
 _TRIES_KEPT = 10_000
 
 CONSUMER_LAG = Gauge(
@@ -401,8 +401,8 @@ class Consumer:
                     tries,
                     extra={"error": repr(exc)},
                 )
-                if len(self._tries) > _TRIES_KEPT:  # events another replica took over
-                    self._tries = {event.id: tries}
+                if len(self._tries) > _TRIES_KEPT:  # the oldest: another replica took it over
+                    del self._tries[next(iter(self._tries))]
                 await message.nak(delay=min(0.2 * 2**tries, 10))
             return
         self._tries.pop(event.id, None)

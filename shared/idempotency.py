@@ -91,6 +91,9 @@ def idempotency_table_ddl(op: Any) -> None:
     op.create_index("idempotency_key_created", "idempotency_key", ["created_at"])
 
 
+# The header in the merged OpenAPI document: one shared parameter (services/gateway/openapi.py).
+KEY_PARAMETER = {"$ref": "#/components/parameters/IdempotencyKey"}
+
 # Response headers worth replaying (not Date, not the request ID of the first request).
 _REPLAYED = {b"content-type", b"etag", b"location"}
 

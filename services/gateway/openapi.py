@@ -25,7 +25,7 @@ from services.registry.app import create_app as registry_app
 from services.registry.settings import RegistrySettings
 from shared.auth import IDENTITY_HEADER
 from shared.errors import PROBLEM_JSON
-from shared.idempotency import IdempotencyMiddleware
+from shared.idempotency import KEY_PARAMETER, IdempotencyMiddleware
 
 Document = dict[str, Any]
 
@@ -107,7 +107,6 @@ PARAMETERS = {
     }
 }
 
-IDEMPOTENCY_KEY = {"$ref": "#/components/parameters/IdempotencyKey"}
 
 HEADERS = {
     "X-Request-ID": {
@@ -250,18 +249,21 @@ def merge_documents(services: Mapping[str, Document]) -> Document:
 
 def _service_document(app: FastAPI) -> Document:
     """A service's own document, cut to its public routes; `Idempotency-Key` on the POSTs
-    whose answers its idempotency middleware keeps (not on streamed uploads)."""
+    whose answers its idempotency middleware keeps (not on streamed uploads, which keep the
+    key themselves where they do, nor on reads, which run again)."""
     document = app.openapi()
-    unbuffered: frozenset[str] = frozenset()
+    untouched: frozenset[str] = frozenset()
     for middleware in app.user_middleware:
         factory: object = middleware.cls  # typed as any factory: compare it as a value
         if factory is IdempotencyMiddleware:
-            unbuffered = cast(frozenset[str], middleware.kwargs["unbuffered_paths"])
+            untouched = cast(frozenset[str], middleware.kwargs["unbuffered_paths"]) | cast(
+                frozenset[str], middleware.kwargs["reads"]
+            )
     paths = {}
     for path, item in document["paths"].items():
         if path.startswith(PUBLIC_PREFIX):
-            if "post" in item and path not in unbuffered:
-                item["post"].setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+            if "post" in item and path not in untouched:
+                item["post"].setdefault("parameters", []).append(KEY_PARAMETER)
                 item["post"]["responses"].setdefault("409", {"description": IDEMPOTENCY_CONFLICT})
             paths[path] = item
     return {**document, "paths": paths}

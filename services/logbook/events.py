@@ -62,7 +62,7 @@ class Households:
     def __init__(self, session: AsyncSession) -> None:
         self.repo = LogbookRepository(session)
         self.rows: dict[UUID, dict[str, Any]] = {}  # each household as the batch leaves it
-        self.stored_areas: dict[UUID, str] = {}  # each household's area as the batch found it
+        self.stored_areas: dict[UUID, str] = {}  # each household's area before this batch
         self.registered: set[UUID] = set()  # not in the read model before this batch
         self.changed: set[UUID] = set()  # changed by an event other than its registration
         self.statuses: list[dict[str, Any]] = []
@@ -85,6 +85,9 @@ class Households:
         if values["id"] not in self.rows:
             self.rows[values["id"]] = values
             self.registered.add(values["id"])
+            # Entries may be written meanwhile by a request that learns the household from
+            # the registry (in the area it is registered in): a move in this batch takes them.
+            self.stored_areas[values["id"]] = values["area_code"]
 
     def update(self, household_id: UUID, at: datetime, **values: Any) -> None:
         """Set what a change the registry made at `at` set, unless a newer change of the same

@@ -26,6 +26,9 @@ from services.logbook.models import (
 from shared.db import insert_rows, one_of, run, starts_with, table_of
 
 OPEN_STATUSES = ("planned", "in_progress")
+# Held by a history import's move-in (alone) and by a move of households' entries (shared):
+# the import reads the households' areas unlocked, so a move waits for its entries to commit.
+HISTORY_MOVE_LOCK = 0x10_6B00C
 Locked = TypeVar("Locked", HouseholdRef, Intervention)
 # With DISTINCT ON (household_id): each household's most recent visit.
 _LATEST_VISIT_FIRST = (
@@ -84,6 +87,7 @@ class LogbookRepository:
         scope takes in a household's logbook where the household now is."""
         if not areas:
             return
+        await run(self.session, sa.select(sa.func.pg_advisory_xact_lock_shared(HISTORY_MOVE_LOCK)))
         moved = (
             sa.func.unnest(
                 sa.cast(list(areas), ARRAY(sa.Uuid)), sa.cast(list(areas.values()), ARRAY(sa.Text))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -49,10 +48,11 @@ async def replay(
     key: str | None,
     request: Request,
     response: Response,
-    location: Callable[[UUID], str],
+    jobs_path: str,
 ) -> UUID | None:
     """The job first made under this `Idempotency-Key` (the same file again): the answer points
-    at it and says it is a replay. None without a key, or for a key not used yet."""
+    at it (under `jobs_path`) and says it is a replay. None without a key, or for a key not
+    used yet."""
     if key is None:
         return None
     try:
@@ -60,7 +60,7 @@ async def replay(
     except ClientDisconnect as exc:
         raise BadRequest("the upload was interrupted; nothing was imported") from exc
     if first is not None:
-        response.headers["Location"] = location(first)
+        response.headers["Location"] = f"{jobs_path}/{first}"
         response.headers[REPLAYED_HEADER] = "true"
     return first
 
@@ -76,7 +76,6 @@ IdempotencyKeyHeader = Annotated[
         include_in_schema=False,
     ),
 ]
-IDEMPOTENCY_KEY_PARAMETER = {"$ref": "#/components/parameters/IdempotencyKey"}
 
 
 async def start_upload(

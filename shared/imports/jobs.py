@@ -129,6 +129,8 @@ class ImportRunner(ABC, Generic[JobT]):
             async with transaction(self.sessionmaker) as session:
                 self._jobs(session).add(job)
         except IntegrityError as exc:
+            if "idempotency_key" not in str(exc.orig):  # the key's unique index, by its name
+                raise
             raise Conflict("an upload with this Idempotency-Key is still running") from exc
         return job.id
 

@@ -19,8 +19,8 @@ from shared.errors import (
     UnsupportedMediaType,
     responses,
 )
+from shared.idempotency import KEY_PARAMETER
 from shared.imports.api import (
-    IDEMPOTENCY_KEY_PARAMETER,
     FilenameQuery,
     IdempotencyKeyHeader,
     check_media_type,
@@ -46,7 +46,7 @@ _CSV_BODY = {
         "income,INC-02,1500,completed,2024-04-10T16:00:00+07:00,อบรมทำขนมไทย 5 วัน,,,"
         "old-i-1\n",
     ),
-    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+    "parameters": [KEY_PARAMETER],
 }
 
 
@@ -75,15 +75,14 @@ async def import_logbook(
     answers the first import."""
     check_media_type(request)
     importer = _importer(request)
-    if first := await replay(importer, caller, idempotency_key, request, response, _location):
+    if first := await replay(
+        importer, caller, idempotency_key, request, response, LOGBOOK_IMPORT_PATH
+    ):
         return await importer.summary(first, caller, limit=0)
     job_id = await importer.create(caller, filename, idempotency_key)
-    await start_upload(importer, job_id, request, response, caller, _location(job_id))
+    location = f"{LOGBOOK_IMPORT_PATH}/{job_id}"
+    await start_upload(importer, job_id, request, response, caller, location)
     return await importer.summary(job_id, caller, limit=0)
-
-
-def _location(job_id: UUID) -> str:
-    return f"{LOGBOOK_IMPORT_PATH}/{job_id}"
 
 
 @router.get(

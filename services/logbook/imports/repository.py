@@ -22,13 +22,15 @@ from services.logbook.domain.context import SOURCE
 from services.logbook.domain.households import WRITABLE_STATUSES
 from services.logbook.imports.csvformat import COLUMNS, STAGE_COLUMNS
 from services.logbook.models import HistoryImportJob, HistoryImportRejection
+from services.logbook.repository import HISTORY_MOVE_LOCK
 from services.logbook.schemas import InterventionStatus
 from shared.events import uuid7
 from shared.events.logbook import InterventionRecorded, VisitRecorded
 from shared.indicators import Dimension
 
-# One move-in at a time: the checks against stored entry keys hold until commit.
-MOVE_LOCK = 0x10_6B00C
+# One move-in at a time: the checks against stored entry keys hold until commit. (A household's
+# move to another area waits for it too, so that the entries it writes move along.)
+MOVE_LOCK = HISTORY_MOVE_LOCK
 STATUSES = [s.value for s in InterventionStatus]
 
 

@@ -18,8 +18,8 @@ from shared.errors import (
     UnsupportedMediaType,
     responses,
 )
+from shared.idempotency import KEY_PARAMETER
 from shared.imports.api import (
-    IDEMPOTENCY_KEY_PARAMETER,
     FilenameQuery,
     IdempotencyKeyHeader,
     check_media_type,
@@ -32,6 +32,7 @@ from shared.pagination import CursorQuery, LimitQuery
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
 
 HOUSEHOLDS_PATH = "/v1/imports/households"
+JOBS_PATH = "/v1/imports"  # each job at JOBS_PATH/{id}
 _CSV_BODY = {
     "requestBody": csv_body(
         "The target list as CSV, UTF-8 with or without a BOM "
@@ -42,7 +43,7 @@ _CSV_BODY = {
         "24010000001,,240104,352 หมู่ 1,2565,2560-17,,,4728095894300,นางสาว,ศิริพร,แสงทอง,"
         "female,1971-05-14,head,false,true\n",
     ),
-    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+    "parameters": [KEY_PARAMETER],
 }
 
 
@@ -70,15 +71,11 @@ async def import_households(
     replay under the same `Idempotency-Key` with the same file answers the first import."""
     check_media_type(request)
     importer = _importer(request)
-    if first := await replay(importer, caller, idempotency_key, request, response, _location):
+    if first := await replay(importer, caller, idempotency_key, request, response, JOBS_PATH):
         return await importer.summary(first, caller, limit=0)
     job_id = await importer.create(caller, filename, idempotency_key)
-    await start_upload(importer, job_id, request, response, caller, _location(job_id))
+    await start_upload(importer, job_id, request, response, caller, f"{JOBS_PATH}/{job_id}")
     return await importer.summary(job_id, caller, limit=0)
-
-
-def _location(job_id: UUID) -> str:
-    return f"/v1/imports/{job_id}"
 
 
 @router.get(
