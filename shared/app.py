@@ -21,7 +21,7 @@ from shared.consumer import consumers_ready
 from shared.db import create_engine, create_sessionmaker, database_ready
 from shared.errors import PayloadTooLarge, install_error_handlers, problem_response
 from shared.health import ReadinessCheck, health_router
-from shared.idempotency import AnswerSeal, IdempotencyMiddleware
+from shared.idempotency import AnswerSeal, IdempotencyMiddleware, forget_expired_every
 from shared.logging import install_request_id
 from shared.metrics import DB_POOL_IN_USE, DB_POOL_MAX, DB_POOL_SIZE, install_metrics
 from shared.outbox import OutboxRelay
@@ -105,7 +105,8 @@ def operation_id(route: APIRoute) -> str:
 
 @asynccontextmanager
 async def service_resources(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[None]:
-    """Open the engine, the NATS connection and the outbox relay; close them in order."""
+    """Open the engine, the NATS connection, the outbox relay and the forgetting of old
+    idempotency keys; close them in order."""
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
     pool: Any = engine.sync_engine.pool
@@ -134,6 +135,7 @@ async def service_resources(app: FastAPI, settings: ServiceSettings) -> AsyncIte
     app.state.relay = relay
     if settings.relay_enabled:
         tasks.append(asyncio.create_task(relay.run(stop), name="outbox-relay"))
+    tasks.append(asyncio.create_task(forget_expired_every(sessionmaker, stop), name="forget-keys"))
     try:
         yield
     finally:

@@ -1,11 +1,13 @@
 """`Idempotency-Key` on POST: replaying a key returns the first answer instead of acting twice.
 
-Keys belong to the caller (the identity's subject) and are kept for a day. The first answer is
-replayed only to the same request from the same caller in the same role, area and team (the
-checks the route made still hold); a key reused otherwise, or whose first request is still
-running, answers 409. Only successes are kept: after a refusal or a failure the key is
-forgotten, so a corrected retry can act. A service whose answers hold personal data keeps them
-sealed (`AnswerSeal`), so they are no more readable at rest than the records they show.
+Keys belong to the caller (the identity's subject) and are kept for a day (each service forgets
+older ones every hour: the answers show what was asked, and are kept no longer than needed).
+The first answer is replayed only to the same request from the same caller in the same role,
+area and team (the checks the route made still hold); a key reused otherwise, or whose first
+request is still running, answers 409. Only successes are kept: after a refusal or a failure
+the key is forgotten, so a corrected retry can act. A service whose answers hold personal data
+keeps them sealed (`AnswerSeal`), so they are no more readable at rest than the records they
+show.
 
 The key is claimed inside the request's own transaction (the first statement of the session
 the route uses), so the claim is committed with the write or not at all: a request cut short
@@ -22,8 +24,11 @@ replayed from a kept copy.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -56,6 +61,9 @@ from shared.errors import (
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEEP_FOR = timedelta(hours=24)
+FORGET_EVERY_SECONDS = 3600.0
+
+logger = logging.getLogger(__name__)
 MAX_KEY_LENGTH = 200
 
 metadata = sa.MetaData()
@@ -343,6 +351,36 @@ async def _lookup(
             ),
         )
         return (await run(session, sa.select(idempotency_keys).where(*where))).first()
+
+
+async def forget_expired(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Delete every key (and answer) kept longer than `KEEP_FOR`; how many."""
+    async with transaction(sessionmaker) as session:
+        result = await run(
+            session,
+            sa.delete(idempotency_keys).where(
+                idempotency_keys.c.created_at < datetime.now(UTC) - KEEP_FOR
+            ),
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def forget_expired_every(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    stop: asyncio.Event,
+    every: float = FORGET_EVERY_SECONDS,
+) -> None:
+    """`forget_expired` now and then every `every` seconds until `stop` is set (a service's
+    background task; a failure, the database away, waits for the next turn)."""
+    while not stop.is_set():
+        try:
+            forgotten = await forget_expired(sessionmaker)
+            if forgotten:
+                logger.info("forgot %s idempotency keys older than a day", forgotten)
+        except Exception:
+            logger.warning("could not forget old idempotency keys", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def _replay(row: sa.Row[Any], digest: bytes, send: Send, seal: AnswerSeal | None) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from services.registry.settings import RegistrySettings
+from shared.db import create_engine, create_sessionmaker
+from shared.idempotency import forget_expired
 from shared.thai import format_citizen_id
 from tests.conftest import ClientFactory, registry_rows
 from tests.registry.support import citizen_id
@@ -158,3 +160,26 @@ async def test_a_lookup_sent_again_with_its_key_looks_again_and_is_logged_again(
         registry_settings, "SELECT count(*) AS n FROM idempotency_key WHERE key = 'lookup-0001'"
     )
     assert kept[0]["n"] == 0
+
+
+async def test_keys_older_than_a_day_are_forgotten_with_their_answers(
+    as_caller: ClientFactory, registry_settings: RegistrySettings
+) -> None:
+    client = as_caller("province_officer", "24")
+    for key in ("kept-0001", "old-0001"):
+        answer = await client.post(
+            "/v1/households", json=HOUSEHOLD, headers={"Idempotency-Key": key}
+        )
+        assert answer.status_code == 201, answer.text
+    await registry_rows(
+        registry_settings,
+        "UPDATE idempotency_key SET created_at = now() - interval '25 hours'"
+        " WHERE key = 'old-0001'",
+    )
+    engine = create_engine(registry_settings)
+    try:
+        assert await forget_expired(create_sessionmaker(engine)) == 1
+    finally:
+        await engine.dispose()
+    left = await registry_rows(registry_settings, "SELECT key FROM idempotency_key")
+    assert [r["key"] for r in left] == ["kept-0001"]
