@@ -11,12 +11,15 @@ import pytest
 from fastapi import FastAPI
 
 from services.logbook.app import create_app as create_logbook
+from services.logbook.domain import visits
 from services.logbook.domain.context import Context
 from services.logbook.domain.households import known_household
 from services.logbook.events import HANDLERS, NotKnownYet, load_batch, write_batch
 from services.logbook.registry_client import SERVICE_CALLER, RegistryClient
 from services.logbook.repository import LogbookRepository
+from services.logbook.schemas import VisitCreate
 from services.logbook.settings import LogbookSettings
+from shared.auth import Caller, Role
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import Event, EventData
 from shared.events.registry import (
@@ -100,6 +103,63 @@ async def test_a_household_that_moves_area_is_followed_and_its_entries_go_with_i
         logbook_settings,
         "SELECT DISTINCT area_code FROM visit WHERE household_id = $1",
         UUID(household_id),
+    )
+    assert [r["area_code"] for r in rows] == ["240102"]
+
+
+async def test_a_move_applied_while_a_write_is_open_takes_the_write_s_entry_along(
+    as_caller: ClientFactory, logbook_app: FastAPI, logbook_settings: LogbookSettings
+) -> None:
+    """A visit written, not yet committed, when the household's move is applied: the move
+    waits for it (the write holds the household), then takes its entry to the new area."""
+    household_id = UUID(await household(as_caller("national_admin", "TH")))
+    await wait_known(logbook_settings, str(household_id), area_code="240101")
+    move = Event.of(
+        HouseholdUpdated(
+            household_id=household_id,
+            area_code="240102",
+            previous_area_code="240101",
+            changed=["area_code"],
+            failed_indicators=[],
+            dimensions=[],
+        ),
+        source="registry",
+        subject=household_id,
+        area_code="240102",
+    )
+    engine = create_engine(logbook_settings)
+    sessions = create_sessionmaker(engine)
+    registry = RegistryClient(
+        "http://registry",
+        logbook_settings.internal_key.get_secret_value(),
+        transport=httpx.MockTransport(lambda request: httpx.Response(404)),
+    )
+
+    async def apply_move() -> None:
+        async with transaction(sessions) as session:
+            await load_batch(session, [move])
+            await HANDLERS[move.type](session, move)
+            await write_batch(session)
+
+    try:
+        async with transaction(sessions) as session:
+            ctx = Context(
+                caller=Caller(subject="officer", role=Role.district_officer, area="2401"),
+                repo=LogbookRepository(session),
+                outbox=Outbox(session, source="test"),
+                registry=registry,
+                settings=logbook_settings,
+            )
+            await visits.record_visit(ctx, household_id, VisitCreate.model_validate(VISIT))
+            moving = asyncio.create_task(apply_move())
+            await asyncio.wait({moving}, timeout=0.5)
+            assert not moving.done(), "the move did not wait for the open write"
+        await moving
+    finally:
+        await registry.aclose()
+        await engine.dispose()
+    rows = await db_rows(
+        logbook_settings, "SELECT area_code FROM visit WHERE household_id = $1", household_id
     )
     assert [r["area_code"] for r in rows] == ["240102"]
 
