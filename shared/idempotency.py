@@ -62,9 +62,9 @@ HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEEP_FOR = timedelta(hours=24)
 FORGET_EVERY_SECONDS = 3600.0
+MAX_KEY_LENGTH = 200
 
 logger = logging.getLogger(__name__)
-MAX_KEY_LENGTH = 200
 
 metadata = sa.MetaData()
 idempotency_keys = sa.Table(
