@@ -1,9 +1,13 @@
 """What the services' import jobs share: staging a streamed file, the state, the background.
 
 A job is `queued` when made, `running` while its file streams into the staging table and while
-it is checked and moved in, then `done` or `failed`. The move-in is one transaction: a job that
-fails (an unreadable file, a crash, a restart) has imported nothing. A service's `Importer`
-subclasses `ImportRunner` and adds what is its own: who may import, its parser, its move-in.
+it is checked and moved in, then `done` or `failed`. The move-in is one transaction, and the job
+becomes `done` in it: a job that is not done (an unreadable file, a crash, a restart) has
+imported nothing. A running job's row moves at least every `HEARTBEAT_SECONDS`; one that has not
+moved for `ABANDONED_AFTER_SECONDS` has no process behind it (its service stopped) and is failed
+when it is next looked at, which frees its Idempotency-Key (a job failed so can no longer
+commit). A service's `Importer` subclasses `ImportRunner` and adds what is its own: who may
+import, its parser, its move-in.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from shared.pagination import decode_cursor, encode_cursor
 # How much of the file the parser takes at once (in a worker thread, off the event loop).
 PARSE_BATCH_BYTES = 1024 * 1024
 PROGRESS_EVERY_SECONDS = 1.0
+HEARTBEAT_SECONDS = 10.0
+ABANDONED_AFTER_SECONDS = 60.0
 
 Progress = Callable[[int, int], None]  # bytes read, rows read
 Outcome = TypeVar("Outcome")
@@ -91,6 +97,7 @@ class ImportRunner(ABC, Generic[JobT]):
 
     # "import" or "history import": in the log and in the background task's name.
     label = "import"
+    job_table: ClassVar[str]  # the service's table of job rows
     logger: ClassVar[logging.Logger] = logging.getLogger(__name__)  # the service's own, better
 
     def __init__(
@@ -140,7 +147,7 @@ class ImportRunner(ABC, Generic[JobT]):
         self.may_import(caller)
         async with self.sessionmaker() as session:
             job = await self._jobs(session).by_key(caller.subject, key)
-        if job is None:
+        if job is None or await self._fail_if_abandoned(job.id):
             return None
         if job.body_sha256 is None:
             raise Conflict(
@@ -205,7 +212,7 @@ class ImportRunner(ABC, Generic[JobT]):
                 yield out
 
         try:
-            async with self.engine.begin() as conn:
+            async with self.engine.begin() as conn, self._beating(job_id):
                 raw = await conn.get_raw_connection()
                 await self._staging(raw.driver_connection, job_id).copy_in(parsed())
         except CsvFormatError as exc:
@@ -218,10 +225,16 @@ class ImportRunner(ABC, Generic[JobT]):
         if progress is not None:
             progress(parser.bytes, parser.rows)
 
-    async def _move_in(self, job_id: UUID, move: Callable[[Any], Awaitable[Outcome]]) -> Outcome:
-        """Run `move` on the raw connection in one transaction; on any error the job fails."""
+    async def _move_in(
+        self,
+        job_id: UUID,
+        move: Callable[[Any], Awaitable[Outcome]],
+        counts: Callable[[Outcome], dict[str, int]],
+    ) -> Outcome:
+        """Run `move` on the raw connection in one transaction, which also makes the job `done`
+        with its `counts`; on any error the job fails."""
         try:
-            async with self.engine.connect() as conn:
+            async with self.engine.connect() as conn, self._beating(job_id):
                 raw = await conn.get_raw_connection()
                 pg = raw.driver_connection
                 assert pg is not None
@@ -229,6 +242,7 @@ class ImportRunner(ABC, Generic[JobT]):
                 # statement, so the raw connection would otherwise commit statement by statement.
                 async with pg.transaction():
                     outcome = await move(pg)
+                    await self._done(pg, job_id, counts(outcome))
             if self.on_moved_in is not None:
                 self.on_moved_in()  # committed
         except BaseException as exc:
@@ -238,6 +252,63 @@ class ImportRunner(ABC, Generic[JobT]):
         finally:
             await self._drop(job_id)
         return outcome
+
+    async def _done(self, pg: Any, job_id: UUID, counts: dict[str, int]) -> None:
+        """The job done, in the move-in's transaction; unless it was failed meanwhile (taken
+        for abandoned), which undoes the move-in."""
+        columns = ", ".join(f"{name} = ${n}" for n, name in enumerate(counts, start=2))
+        tag = await pg.execute(
+            f"UPDATE {self.job_table} SET state = 'done', finished_at = now(),"
+            f" updated_at = now(), {columns} WHERE id = $1 AND state = 'running'",
+            job_id,
+            *counts.values(),
+        )
+        if tag != "UPDATE 1":
+            raise RuntimeError("the job was failed while it moved in (taken for abandoned)")
+
+    @contextlib.asynccontextmanager
+    async def _beating(self, job_id: UUID) -> AsyncIterator[None]:
+        """Move the job's row every `HEARTBEAT_SECONDS` while this process works on it (a slow
+        upload, a long move-in): it is not abandoned."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(HEARTBEAT_SECONDS)
+                try:
+                    await self._update(job_id)
+                except Exception:
+                    self.logger.warning("%s %s: no heartbeat", self.label, job_id, exc_info=True)
+
+        beating = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+    async def _fail_if_abandoned(self, job_id: UUID) -> bool:
+        """Fail the job if it is neither done nor failed and its row has not moved for
+        `ABANDONED_AFTER_SECONDS` (no process runs it: it imported nothing); whether it did."""
+        async with self.engine.begin() as conn:
+            failed = await conn.execute(
+                sa.text(
+                    f"UPDATE {self.job_table} SET state = 'failed', error = :error,"
+                    " idempotency_key = NULL, finished_at = now(), updated_at = now()"
+                    " WHERE id = :id AND state IN ('queued', 'running')"
+                    " AND updated_at < now() - make_interval(secs => :after)"
+                ),
+                {
+                    "id": job_id,
+                    "error": "the import stopped with its service before it finished, "
+                    "and imported nothing",
+                    "after": ABANDONED_AFTER_SECONDS,
+                },
+            )
+        if not failed.rowcount:
+            return False
+        await self._drop(job_id)
+        return True
 
     def complete_in_background(self, job_id: UUID, caller: Caller, headers: dict[str, str]) -> None:
         """Check and move in while the service keeps answering; the job row tells the end."""
@@ -282,6 +353,7 @@ class ImportRunner(ABC, Generic[JobT]):
         """The job as its service shows it (ResourceNotFound unless the caller may see it), with
         a page of its rejected rows and the cursor of the next."""
         after = _after(cursor)
+        await self._fail_if_abandoned(job_id)  # shown as it is: failed, not running for ever
         async with self.sessionmaker() as session:
             jobs = self._jobs(session)
             job = await jobs.get(job_id)

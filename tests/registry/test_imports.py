@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
+
+import pytest
+from fastapi import FastAPI
 
 from services.registry.settings import RegistrySettings
+from shared.auth import Caller, Role
 from tests.conftest import ClientFactory, registry_rows
 from tests.registry.imports_support import CSV, csv_bytes, finished, import_file, rejected, row
 from tests.registry.support import citizen_id, counts, wrong_check_digit
@@ -298,3 +304,55 @@ async def test_a_failed_upload_leaves_its_key_free_for_the_corrected_file(
     assert sent.status_code == 202, sent.text
     assert "Idempotent-Replayed" not in sent.headers
     assert (await finished(officer, sent.json()["id"]))["rows_imported"] == 1
+
+
+async def test_a_job_its_stopped_service_left_running_frees_its_key(
+    as_caller: ClientFactory, registry_settings: RegistrySettings
+) -> None:
+    officer = as_caller("province_officer", "24")
+    key = {"Idempotency-Key": "target-list-crash"}
+    body = csv_bytes([row(house_code="24010100090")])
+    sent = await officer.post("/v1/imports/households", content=body, headers={**CSV, **key})
+    first = await finished(officer, sent.json()["id"])
+
+    async def left_running(moved: str) -> None:
+        """As a service stopped in the middle of the upload leaves its job."""
+        await registry_rows(
+            registry_settings,
+            "UPDATE import_job SET state = 'running', body_sha256 = NULL, finished_at = NULL,"
+            f" updated_at = now() - interval '{moved}' WHERE id = $1",
+            UUID(first["id"]),
+        )
+
+    # Its row moved a moment ago: it may still be uploading somewhere.
+    await left_running("5 seconds")
+    busy = await officer.post("/v1/imports/households", content=body, headers={**CSV, **key})
+    assert busy.status_code == 409, busy.text
+    # Its row has not moved for two minutes: no process runs it any more.
+    await left_running("2 minutes")
+    again = await officer.post("/v1/imports/households", content=body, headers={**CSV, **key})
+    assert again.status_code == 202, again.text
+    assert again.json()["id"] != first["id"] and "Idempotent-Replayed" not in again.headers
+    assert (await finished(officer, again.json()["id"]))["state"] == "done"
+    stopped = (await officer.get(f"/v1/imports/{first['id']}")).json()
+    assert stopped["state"] == "failed" and "stopped with its service" in stopped["error"]
+
+
+async def test_a_job_taken_for_abandoned_while_it_moves_in_imports_nothing(
+    registry_app: FastAPI, registry_settings: RegistrySettings
+) -> None:
+    importer = registry_app.state.importer
+    caller = Caller(subject="officer", role=Role.province_officer, area="24")
+    job_id = await importer.create(caller, "late.csv")
+
+    async def body() -> AsyncIterator[bytes]:
+        yield csv_bytes([row(house_code="24010100091")])
+
+    await importer.stage(job_id, body())
+    before = await counts(registry_settings)
+    await registry_rows(
+        registry_settings, "UPDATE import_job SET state = 'failed' WHERE id = $1", job_id
+    )
+    with pytest.raises(RuntimeError, match="taken for abandoned"):
+        await importer.complete(job_id, caller, {})
+    assert await counts(registry_settings) == before

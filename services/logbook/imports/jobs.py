@@ -10,7 +10,6 @@ from collections.abc import AsyncIterable, Callable
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,7 +20,6 @@ from services.logbook.schemas import LogbookImportPublic
 from shared.auth import OFFICER_ROLES, Caller
 from shared.errors import NotPermitted
 from shared.imports.jobs import ImportRunner, Progress
-from shared.imports.schemas import ImportState
 from shared.thai import AreaLevel, area_level
 
 # History is imported for whole provinces or the country: by officers who may write the
@@ -33,6 +31,7 @@ class Importer(ImportRunner[HistoryImportJob]):
     """Runs the logbook's history imports; one per process, made in the app's lifespan."""
 
     label = "history import"
+    job_table = "history_import_job"
     logger = logging.getLogger(__name__)
 
     def __init__(
@@ -87,17 +86,16 @@ class Importer(ImportRunner[HistoryImportJob]):
                 follow_up_days=self.follow_up_days,
             )
 
-        outcome = await self._move_in(job_id, move)
+        def counts(outcome: Outcome) -> dict[str, int]:
+            return {
+                "rows_imported": outcome.rows_imported,
+                "rows_rejected": outcome.rows_rejected,
+                "visits_imported": outcome.visits_imported,
+                "interventions_imported": outcome.interventions_imported,
+            }
+
+        outcome = await self._move_in(job_id, move, counts)
         self.logger.info("history import %s done", job_id, extra={"timings": outcome.timings})
-        await self._update(
-            job_id,
-            state=ImportState.done.value,
-            rows_imported=outcome.rows_imported,
-            rows_rejected=outcome.rows_rejected,
-            visits_imported=outcome.visits_imported,
-            interventions_imported=outcome.interventions_imported,
-            finished_at=sa.func.now(),
-        )
         return outcome
 
     async def summary(

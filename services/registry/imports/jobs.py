@@ -10,7 +10,6 @@ from collections.abc import AsyncIterable, Callable
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,7 +19,6 @@ from services.registry.models import ImportJob
 from services.registry.schemas import ImportPublic
 from shared.auth import OFFICER_ROLES, Caller
 from shared.imports.jobs import ImportRunner, Progress
-from shared.imports.schemas import ImportState
 from shared.pii import CitizenIdVault
 
 
@@ -28,6 +26,7 @@ class Importer(ImportRunner[ImportJob]):
     """Runs the registry's imports; one per process, made in the app's lifespan."""
 
     logger = logging.getLogger(__name__)
+    job_table = "import_job"
 
     def __init__(
         self,
@@ -78,15 +77,14 @@ class Importer(ImportRunner[ImportJob]):
                 headers=headers,
             )
 
-        outcome = await self._move_in(job_id, move)
-        await self._update(
-            job_id,
-            state=ImportState.done.value,
-            rows_imported=outcome.rows_imported,
-            rows_rejected=outcome.rows_rejected,
-            households_imported=outcome.households_imported,
-            finished_at=sa.func.now(),
-        )
+        def counts(outcome: Outcome) -> dict[str, int]:
+            return {
+                "rows_imported": outcome.rows_imported,
+                "rows_rejected": outcome.rows_rejected,
+                "households_imported": outcome.households_imported,
+            }
+
+        outcome = await self._move_in(job_id, move, counts)
         return outcome
 
     async def summary(
