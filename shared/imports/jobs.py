@@ -257,9 +257,10 @@ class ImportRunner(ABC, Generic[JobT]):
         """The job done, in the move-in's transaction; unless it was failed meanwhile (taken
         for abandoned), which undoes the move-in."""
         columns = ", ".join(f"{name} = ${n}" for n, name in enumerate(counts, start=2))
+        # The clock's time: `now()` is when the move-in's transaction began, minutes ago.
         tag = await pg.execute(
-            f"UPDATE {self.job_table} SET state = 'done', finished_at = now(),"
-            f" updated_at = now(), {columns} WHERE id = $1 AND state = 'running'",
+            f"UPDATE {self.job_table} SET state = 'done', finished_at = clock_timestamp(),"
+            f" updated_at = clock_timestamp(), {columns} WHERE id = $1 AND state = 'running'",
             job_id,
             *counts.values(),
         )
