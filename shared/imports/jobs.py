@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.auth import OFFICER_ROLES, Caller
@@ -97,7 +98,7 @@ class ImportRunner(ABC, Generic[JobT]):
 
     # "import" or "history import": in the log and in the background task's name.
     label = "import"
-    job_table: ClassVar[str]  # the service's table of job rows
+    job_model: ClassVar[type[SQLModel]]  # the service's job rows
     logger: ClassVar[logging.Logger] = logging.getLogger(__name__)  # the service's own, better
 
     def __init__(
@@ -123,15 +124,25 @@ class ImportRunner(ABC, Generic[JobT]):
     def may_import(self, caller: Caller) -> None:
         """Refuse a caller who may not import here (NotPermitted)."""
 
-    @abstractmethod
+    @property
+    def job_table(self) -> str:
+        """The job rows' table, for the statements on the raw connection."""
+        table: str = self.job_model.__tablename__  # type: ignore[assignment]
+        return table
+
     async def create(
         self, caller: Caller, filename: str | None = None, idempotency_key: str | None = None
     ) -> UUID:
-        """A new, queued job for this caller; Conflict if its key names another job."""
-
-    async def _add(self, job: JobT) -> UUID:
-        """Keep a new job; Conflict if the caller's key names a job already (made meanwhile:
-        `replayed` found none)."""
+        """A new, queued job for this caller; Conflict if its key names a job already (made
+        meanwhile: `replayed` found none)."""
+        self.may_import(caller)
+        job: JobRow = self.job_model(  # type: ignore[assignment]
+            created_by=caller.subject,
+            role=caller.role.value,
+            scope=caller.area,
+            filename=filename,
+            idempotency_key=idempotency_key,
+        )
         try:
             async with transaction(self.sessionmaker) as session:
                 self._jobs(session).add(job)

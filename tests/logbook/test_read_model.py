@@ -9,6 +9,8 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.logbook.app import create_app as create_logbook
 from services.logbook.domain import visits
@@ -32,6 +34,31 @@ from shared.events.registry import (
 from shared.outbox import Outbox
 from tests.conftest import ClientFactory, db_rows, eventually, running
 from tests.logbook.support import VISIT, household, intervention, organization, wait_known
+
+
+def _registered(
+    household_id: UUID, status: str = "target", members: int = 0
+) -> HouseholdRegistered:
+    return HouseholdRegistered(
+        household_id=household_id,
+        area_code="240101",
+        house_code=None,
+        status=status,
+        survey_year=None,
+        failed_indicators=[],
+        dimensions=[],
+        mentor_team_id=None,
+        member_count=members,
+    )
+
+
+async def _apply(sessions: async_sessionmaker[AsyncSession], *events: Event) -> None:
+    """Apply events as the consumer applies a batch: its hooks around the handlers."""
+    async with transaction(sessions) as session:
+        await load_batch(session, list(events))
+        for event in events:
+            await HANDLERS[event.type](session, event)
+        await write_batch(session)
 
 
 async def test_a_household_asked_of_the_registry_comes_with_its_team(
@@ -135,12 +162,6 @@ async def test_a_move_applied_while_a_write_is_open_takes_the_write_s_entry_alon
         transport=httpx.MockTransport(lambda request: httpx.Response(404)),
     )
 
-    async def apply_move() -> None:
-        async with transaction(sessions) as session:
-            await load_batch(session, [move])
-            await HANDLERS[move.type](session, move)
-            await write_batch(session)
-
     try:
         async with transaction(sessions) as session:
             ctx = Context(
@@ -151,7 +172,7 @@ async def test_a_move_applied_while_a_write_is_open_takes_the_write_s_entry_alon
                 settings=logbook_settings,
             )
             await visits.record_visit(ctx, household_id, VisitCreate.model_validate(VISIT))
-            moving = asyncio.create_task(apply_move())
+            moving = asyncio.create_task(_apply(sessions, move))
             await asyncio.wait({moving}, timeout=0.5)
             assert not moving.done(), "the move did not wait for the open write"
         await moving
@@ -206,34 +227,15 @@ async def test_an_assignment_that_overtakes_its_registration_waits_for_it(
             previous_team_id=None,
         )
     )
-    registered = event(
-        HouseholdRegistered(
-            household_id=household_id,
-            area_code="240101",
-            house_code=None,
-            status="target",
-            survey_year=None,
-            failed_indicators=[],
-            dimensions=[],
-            mentor_team_id=None,
-            member_count=0,
-        )
-    )
+    registered = event(_registered(household_id))
     engine = create_engine(logbook_settings)
     sessions = create_sessionmaker(engine)
 
-    async def apply(event: Event) -> None:
-        """As the consumer applies a batch of one: its hooks around the handler."""
-        async with transaction(sessions) as session:
-            await load_batch(session, [event])
-            await HANDLERS[event.type](session, event)
-            await write_batch(session)
-
     try:
         with pytest.raises(NotKnownYet):
-            await apply(assigned)
-        await apply(registered)
-        await apply(assigned)  # tried again, after the registration
+            await _apply(sessions, assigned)
+        await _apply(sessions, registered)
+        await _apply(sessions, assigned)  # tried again, after the registration
     finally:
         await engine.dispose()
     await wait_known(logbook_settings, str(household_id), mentor_team_id=str(team_id))
@@ -279,26 +281,9 @@ async def test_a_change_delivered_after_a_newer_one_leaves_the_newer_as_it_is(
             changed_by="someone",
         )
 
-    registered = HouseholdRegistered(
-        household_id=household_id,
-        area_code="240101",
-        house_code=None,
-        status="target",
-        survey_year=None,
-        failed_indicators=[],
-        dimensions=[],
-        mentor_team_id=None,
-        member_count=0,
-    )
+    registered = _registered(household_id)
     engine = create_engine(logbook_settings)
     sessions = create_sessionmaker(engine)
-
-    async def apply(*events: Event) -> None:
-        async with transaction(sessions) as session:
-            await load_batch(session, list(events))
-            for event in events:
-                await HANDLERS[event.type](session, event)
-            await write_batch(session)
 
     async def held() -> tuple[str, str, str]:
         rows = await db_rows(
@@ -310,16 +295,22 @@ async def test_a_change_delivered_after_a_newer_one_leaves_the_newer_as_it_is(
         return rows[0]["team"], rows[0]["area_code"], rows[0]["status"]
 
     try:
-        await apply(at(0, registered))
+        await _apply(sessions, at(0, registered))
         # Newer first, then the older ones, in another batch ...
-        await apply(at(3, assigned(new_team)), at(4, moved("240102")), at(5, status("moved")))
-        await apply(at(1, assigned(old_team)), at(2, moved("240103")), at(2, status("refused")))
+        await _apply(
+            sessions, at(3, assigned(new_team)), at(4, moved("240102")), at(5, status("moved"))
+        )
+        await _apply(
+            sessions, at(1, assigned(old_team)), at(2, moved("240103")), at(2, status("refused"))
+        )
         assert await held() == (str(new_team), "240102", "moved")
         # ... and in the same batch.
-        await apply(at(2, assigned(old_team)), at(3, moved("240103")), at(4, status("target")))
+        await _apply(
+            sessions, at(2, assigned(old_team)), at(3, moved("240103")), at(4, status("target"))
+        )
         assert await held() == (str(new_team), "240102", "moved")
         # A change newer than all of them still lands.
-        await apply(at(9, assigned(old_team)))
+        await _apply(sessions, at(9, assigned(old_team)))
         assert await held() == (str(old_team), "240102", "moved")
     finally:
         await engine.dispose()
@@ -337,18 +328,7 @@ async def test_one_batch_applies_its_events_in_order_and_a_second_delivery_chang
         return Event.of(data, source="registry", subject=household_id, area_code="240101")
 
     def registered(household_id: UUID, status: str = "target") -> Event:
-        data = HouseholdRegistered(
-            household_id=household_id,
-            area_code="240101",
-            house_code=None,
-            status=status,
-            survey_year=None,
-            failed_indicators=[],
-            dimensions=[],
-            mentor_team_id=None,
-            member_count=0,
-        )
-        return event(data, household_id)
+        return event(_registered(household_id, status), household_id)
 
     def assigned(household_id: UUID, team_id: UUID) -> Event:
         data = HouseholdAssigned(
@@ -417,17 +397,7 @@ async def test_a_household_learnt_by_a_request_while_a_batch_about_it_is_open_ne
     (The consumer once wrote a member as its event came and the household before the commit,
     the request the other way round: each waited on the other until PostgreSQL broke one.)"""
     household_id, first, second = uuid4(), uuid4(), uuid4()
-    registered = HouseholdRegistered(
-        household_id=household_id,
-        area_code="240101",
-        house_code=None,
-        status="target",
-        survey_year=None,
-        failed_indicators=[],
-        dimensions=[],
-        mentor_team_id=None,
-        member_count=2,
-    )
+    registered = _registered(household_id, members=2)
     events = [
         Event.of(data, source="registry", subject=household_id, area_code="240101")
         for data in [

@@ -100,19 +100,24 @@ def unused_nats_url() -> str:
     return f"nats://127.0.0.1:{free_port()}"
 
 
-async def one_event_for(
-    bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], durable: str, handler: Handler
-) -> tuple[Consumer, Event, PullConsumer]:
-    """A REGISTRY consumer with one handler, one event of its type published (with no data),
-    and the consumer's subscription to fetch it from."""
-    event = Event(
-        type="registry.household.registered",
+def bare_event(event_type: str) -> Event:
+    """An event of this type about a new subject, with no data (for the consumer's own tests)."""
+    return Event(
+        type=event_type,
         source="test",
         subject=str(uuid4()),
         area_code="240101",
         schema_version=1,
         data={},
     )
+
+
+async def one_event_for(
+    bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], durable: str, handler: Handler
+) -> tuple[Consumer, Event, PullConsumer]:
+    """A REGISTRY consumer with one handler, one event of its type published (with no data),
+    and the consumer's subscription to fetch it from."""
+    event = bare_event("registry.household.registered")
     consumer = Consumer(
         bus, sessionmaker, stream="REGISTRY", durable=durable, handlers={event.type: handler}
     )

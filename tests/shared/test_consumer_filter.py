@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -17,19 +17,9 @@ from shared.db import create_engine, create_sessionmaker
 from shared.events import Event, stream_name, subject_for
 from shared.jetstream import PullConsumer
 from tests.conftest import eventually, registry_rows
+from tests.shared.conftest import bare_event
 
 HANDLED, OTHER = "registry.household.registered", "registry.household.assigned"
-
-
-def _event(event_type: str) -> Event:
-    return Event(
-        type=event_type,
-        source="test",
-        subject=str(uuid4()),
-        area_code="240101",
-        schema_version=1,
-        data={},
-    )
 
 
 async def test_types_without_a_handler_are_never_delivered(
@@ -55,7 +45,7 @@ async def test_types_without_a_handler_are_never_delivered(
                 durable_name="filtered", ack_policy=AckPolicy.EXPLICIT, ack_wait=7, max_deliver=6
             ),
         )
-        events = [_event(OTHER), _event(HANDLED), _event(OTHER), _event(HANDLED)]
+        events = [bare_event(OTHER), bare_event(HANDLED), bare_event(OTHER), bare_event(HANDLED)]
         for event in events:
             await js.publish(subject_for(event.type, namespace), event.model_dump_json().encode())
         consumer = Consumer(
@@ -93,7 +83,7 @@ async def test_a_failed_batch_applied_one_by_one_keeps_its_events_from_other_rep
     namespace = registry_settings.events_namespace
     bus = Bus(registry_settings.nats_url, name="fallback-test", namespace=namespace)
     engine = create_engine(registry_settings)
-    events = [_event(HANDLED) for _ in range(4)]
+    events = [bare_event(HANDLED) for _ in range(4)]
     poison = events[1].id
 
     async def slow(session: object, event: Event) -> None:

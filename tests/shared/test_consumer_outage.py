@@ -16,7 +16,7 @@ from shared.consumer import Consumer, database_unavailable
 from shared.db import create_engine, create_sessionmaker
 from shared.events import Event, stream_name, subject_for
 from tests.conftest import Servers, eventually, registry_rows
-from tests.shared.conftest import one_event_for
+from tests.shared.conftest import bare_event, one_event_for
 
 REGISTERED, ASSIGNED = "registry.household.registered", "registry.household.assigned"
 
@@ -83,7 +83,7 @@ async def test_a_batch_met_while_the_database_is_away_comes_again_before_what_fo
     namespace = registry_settings.events_namespace
     bus = Bus(registry_settings.nats_url, name="outage-order-test", namespace=namespace)
     engine = create_engine(registry_settings)
-    registered, assigned = _event(REGISTERED), _event(ASSIGNED)
+    registered, assigned = bare_event(REGISTERED), bare_event(ASSIGNED)
     applied: list[UUID] = []
     away = asyncio.Event()
 
@@ -129,14 +129,3 @@ async def test_a_batch_met_while_the_database_is_away_comes_again_before_what_fo
         registry_settings, "SELECT count(*) AS n FROM dead_letter WHERE consumer = 'outage-order'"
     )
     assert dead[0]["n"] == 0
-
-
-def _event(event_type: str) -> Event:
-    return Event(
-        type=event_type,
-        source="test",
-        subject=str(uuid4()),
-        area_code="240101",
-        schema_version=1,
-        data={},
-    )

@@ -31,7 +31,7 @@ class Importer(ImportRunner[HistoryImportJob]):
     """Runs the logbook's history imports; one per process, made in the app's lifespan."""
 
     label = "history import"
-    job_table = "history_import_job"
+    job_model = HistoryImportJob
     logger = logging.getLogger(__name__)
 
     def __init__(
@@ -50,21 +50,6 @@ class Importer(ImportRunner[HistoryImportJob]):
         caller.require(OFFICER_ROLES, "import logbook history")
         if area_level(caller.area) not in IMPORT_LEVELS:
             raise NotPermitted("logbook history is imported at province level or above")
-
-    async def create(
-        self, caller: Caller, filename: str | None = None, idempotency_key: str | None = None
-    ) -> UUID:
-        """A new, queued job for this caller; Conflict if its key names another job."""
-        self.may_import(caller)
-        return await self._add(
-            HistoryImportJob(
-                created_by=caller.subject,
-                role=caller.role.value,
-                scope=caller.area,
-                filename=filename,
-                idempotency_key=idempotency_key,
-            )
-        )
 
     async def stage(
         self, job_id: UUID, source: AsyncIterable[bytes], *, progress: Progress | None = None

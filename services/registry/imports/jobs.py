@@ -26,7 +26,7 @@ class Importer(ImportRunner[ImportJob]):
     """Runs the registry's imports; one per process, made in the app's lifespan."""
 
     logger = logging.getLogger(__name__)
-    job_table = "import_job"
+    job_model = ImportJob
 
     def __init__(
         self,
@@ -41,22 +41,6 @@ class Importer(ImportRunner[ImportJob]):
 
     def may_import(self, caller: Caller) -> None:
         caller.require(OFFICER_ROLES, "import households")
-
-    async def create(
-        self, caller: Caller, filename: str | None = None, idempotency_key: str | None = None
-    ) -> UUID:
-        """A new, queued job for this caller (officers only); Conflict if its key names
-        another job."""
-        self.may_import(caller)
-        return await self._add(
-            ImportJob(
-                created_by=caller.subject,
-                role=caller.role.value,
-                scope=caller.area,
-                filename=filename,
-                idempotency_key=idempotency_key,
-            )
-        )
 
     async def stage(
         self, job_id: UUID, source: AsyncIterable[bytes], *, progress: Progress | None = None
